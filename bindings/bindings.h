@@ -1,0 +1,45 @@
+/*
+** bindings/bindings.h - what every rt.* module shares: the openers and the error convention.
+**
+** Convention (style.md §3.6): misuse raises; expected failures return `nil, message, CODE`;
+** waiting calls park the calling task and raise outside a task.
+*/
+#ifndef RTL_BINDINGS_H
+#define RTL_BINDINGS_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "runtime/rt.h"
+#include "runtime/task.h"
+
+int luaopen_rt_http(lua_State *L);
+int luaopen_rt_db(lua_State *L);
+int luaopen_rt_json(lua_State *L);
+int luaopen_rt_time(lua_State *L);
+int luaopen_rt_task(lua_State *L);
+int luaopen_rt_log(lua_State *L);
+int luaopen_rt_fs(lua_State *L);
+int luaopen_rt_csv(lua_State *L);
+int luaopen_rt_config(lua_State *L);
+int luaopen_rt_sched(lua_State *L);
+
+/* The registry key under which main.c stores the validated config table. */
+#define RTL_CONFIG_KEY "candled.config"
+
+/// Push nil, msg, code and return 3 (`return rtl_push_fail(L, ...)`).
+int rtl_push_fail(lua_State *L, const char *msg, const char *code);
+
+/// Raise unless every key of the options table at idx is in `allowed` (NULL-ended).
+/// A nil/none idx is accepted (no options). `fn` names the function in the error.
+void rtl_check_opts(lua_State *L, int idx, const char *fn, const char *const *allowed);
+
+/// Optional fields of an options table (idx may be nil/none). Raise on a wrong type.
+double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const char *fn);
+const char *rtl_opt_string(lua_State *L, int idx, const char *key, const char *dflt, const char *fn);
+int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char *fn);
+
+/// Count rows written by the current task's run (no-op outside a task).
+void rtl_count_rows(lua_State *L, int64_t n);
+
+#endif

@@ -1,0 +1,437 @@
+/*
+** bindings/db.c - Lua module "rt.db" over the runtime's one SQLite writer connection.
+**
+**   n, err, code        = db.exec(sql, ...)          -- changes; several statements without params
+**   rows, err, code     = db.query(sql, ...)         -- {{col=value, ...}, ...}
+**   row                 = db.first(sql, ...)         -- first row or nil
+**   ins, upd, err, code = db.upsert(table, rows, {keys={...} [, columns={...}] [, update=false]})
+**   ...                 = db.tx(fn, ...)             -- fn's results; rolls back and re-raises on error
+**   version, err, code  = db.migrate(name, {step1, step2, ...})   -- steps: SQL text or function()
+**   path                = db.path()
+**
+** Parameters are bound, never interpolated: nil -> NULL, boolean -> 0/1, integer, float, string.
+** SQL that does not compile raises (a bug in the script); failures while running (constraint, busy,
+** I/O) return nil, message, "SQLITE_<CODE>". The calls run synchronously on the loop thread.
+*/
+#include "bindings/bindings.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/store.h"
+
+static rt_store_t *check_store(lua_State *L, const char *fn) {
+  rt_store_t *s = rt_from_lua(L)->store;
+  if (!s) luaL_error(L, "%s: no database is open", fn);
+  return s;
+}
+
+static int push_sql_fail(lua_State *L, rt_store_t *s, int rc, const char *what) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "%s: %s", what, rt_store_errmsg(s));
+  lua_pushstring(L, rt_store_code_name(rc));
+  return 3;
+}
+
+/* Bind the Lua value at idx to parameter i. Raises for tables and functions. */
+static void bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx, const char *fn) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+  case LUA_TNONE: sqlite3_bind_null(st, i); break;
+  case LUA_TBOOLEAN: sqlite3_bind_int(st, i, lua_toboolean(L, idx)); break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) sqlite3_bind_int64(st, i, lua_tointeger(L, idx));
+    else sqlite3_bind_double(st, i, lua_tonumber(L, idx));
+    break;
+  case LUA_TSTRING: {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    sqlite3_bind_text(st, i, s, (int)n, SQLITE_TRANSIENT);
+    break;
+  }
+  default: luaL_error(L, "%s: parameter %d: cannot bind a %s", fn, i, luaL_typename(L, idx));
+  }
+}
+
+/* Prepare sql (cached) and bind the arguments from `first` on. Raises when sql does not compile. */
+static sqlite3_stmt *prepare(lua_State *L, rt_store_t *s, int sql_idx, int first, const char *fn,
+                             size_t *rest) {
+  size_t len, used;
+  const char *sql = luaL_checklstring(L, sql_idx, &len);
+  sqlite3_stmt *st;
+  int rc = rt_store_prepare(s, sql, len, &st, &used);
+  if (rc != SQLITE_OK) luaL_error(L, "%s: %s", fn, rt_store_errmsg(s));
+  int nargs = lua_gettop(L) - first + 1, nparams = sqlite3_bind_parameter_count(st);
+  if (nargs > nparams) luaL_error(L, "%s: %d parameters given, the statement takes %d", fn, nargs, nparams);
+  for (int i = 0; i < nargs; i++) bind_value(L, st, i + 1, first + i, fn);
+  if (rest) {
+    while (used < len && isspace((unsigned char)sql[used])) used++;
+    *rest = used;
+  }
+  return st;
+}
+
+static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
+  switch (sqlite3_column_type(st, c)) {
+  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
+  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
+  case SQLITE_NULL: lua_pushnil(L); break;
+  default:
+    lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
+  }
+}
+
+static void push_row(lua_State *L, sqlite3_stmt *st, int ncol) {
+  lua_createtable(L, 0, ncol);
+  for (int c = 0; c < ncol; c++) {
+    push_column(L, st, c);
+    lua_setfield(L, -2, sqlite3_column_name(st, c));
+  }
+}
+
+/* db.exec(sql, ...) -> changes */
+static int rtl_db_exec(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.exec");
+  size_t rest, len;
+  const char *sql = luaL_checklstring(L, 1, &len);
+  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.exec", &rest);
+  if (rest < len && lua_gettop(L) > 1) luaL_error(L, "db.exec: parameters with several statements");
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.exec");
+  if (rest < len && (rc = rt_store_exec(s, sql + rest)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.exec");
+  int64_t n = sqlite3_changes64(rt_store_db(s));
+  if (!sqlite3_stmt_readonly(st)) rtl_count_rows(L, n);
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+/* db.query(sql, ...) -> rows */
+static int rtl_db_query(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.query");
+  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.query", NULL);
+  int ncol = sqlite3_column_count(st), rc, n = 0;
+  lua_newtable(L);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    push_row(L, st, ncol);
+    lua_rawseti(L, -2, ++n);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.query");
+  return 1;
+}
+
+/* db.first(sql, ...) -> row | nil */
+static int rtl_db_first(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.first");
+  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.first", NULL);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) push_row(L, st, sqlite3_column_count(st));
+  sqlite3_reset(st);
+  if (rc == SQLITE_ROW) return 1;
+  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.first");
+  lua_pushnil(L);
+  return 1;
+}
+
+/* ---- upsert --------------------------------------------------------------------------------- */
+
+static const char *check_ident(lua_State *L, int idx, const char *what) {
+  const char *s = lua_tostring(L, idx);
+  int ok = s && (isalpha((unsigned char)s[0]) || s[0] == '_');
+  for (const char *p = s; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '_';
+  if (!ok) luaL_error(L, "db.upsert: %s '%s' is not a plain identifier", what, s ? s : luaL_typename(L, idx));
+  return s;
+}
+
+/* Column names: opts.columns, else the sorted keys of the first row. Leaves a list on the stack. */
+static int upsert_columns(lua_State *L, int rows, int opts) {
+  if (lua_getfield(L, opts, "columns") != LUA_TNIL) {
+    luaL_argexpected(L, lua_istable(L, -1), opts, "columns must be a list of names");
+    return (int)lua_rawlen(L, -1);
+  }
+  lua_pop(L, 1);
+  lua_newtable(L);
+  if (lua_rawgeti(L, rows, 1) != LUA_TTABLE) luaL_error(L, "db.upsert: row 1 is not a table");
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "db.upsert: row 1 has a non-string key");
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -4, ++n);
+  }
+  lua_pop(L, 1);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Build the two statements of an upsert: insert-or-ignore and update-if-different. */
+static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int keys, int nkeys,
+                       char *iskey, int do_update) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "INSERT INTO ");
+  luaL_addstring(&b, table);
+  luaL_addstring(&b, " (");
+  for (int i = 1; i <= ncol; i++) {
+    lua_rawgeti(L, cols, i);
+    if (i > 1) luaL_addchar(&b, ',');
+    luaL_addstring(&b, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  luaL_addstring(&b, ") VALUES (");
+  for (int i = 1; i <= ncol; i++) luaL_addstring(&b, i > 1 ? ",?" : "?");
+  luaL_addstring(&b, ") ON CONFLICT (");
+  for (int i = 1; i <= nkeys; i++) {
+    lua_rawgeti(L, keys, i);
+    if (i > 1) luaL_addchar(&b, ',');
+    luaL_addstring(&b, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  luaL_addstring(&b, ") DO NOTHING");
+  luaL_pushresult(&b);                         /* [insert] */
+  luaL_buffinit(L, &b);
+  if (do_update && ncol > nkeys) {             /* UPDATE t SET a=?1,b=?2 WHERE k=?3 AND (a IS NOT ?1 OR ...) */
+    luaL_addstring(&b, "UPDATE ");
+    luaL_addstring(&b, table);
+    luaL_addstring(&b, " SET ");
+    int first = 1;
+    for (int i = 1; i <= ncol; i++) {
+      if (iskey[i]) continue;
+      lua_rawgeti(L, cols, i);
+      lua_pushfstring(L, "%s%s = ?%d", first ? "" : ", ", lua_tostring(L, -1), i);
+      luaL_addvalue(&b);
+      lua_pop(L, 1);
+      first = 0;
+    }
+    luaL_addstring(&b, " WHERE ");
+    first = 1;
+    for (int i = 1; i <= ncol; i++) {
+      if (!iskey[i]) continue;
+      lua_rawgeti(L, cols, i);
+      lua_pushfstring(L, "%s%s = ?%d", first ? "" : " AND ", lua_tostring(L, -1), i);
+      luaL_addvalue(&b);
+      lua_pop(L, 1);
+      first = 0;
+    }
+    luaL_addstring(&b, " AND (");
+    first = 1;
+    for (int i = 1; i <= ncol; i++) {
+      if (iskey[i]) continue;
+      lua_rawgeti(L, cols, i);
+      lua_pushfstring(L, "%s%s IS NOT ?%d", first ? "" : " OR ", lua_tostring(L, -1), i);
+      luaL_addvalue(&b);
+      lua_pop(L, 1);
+      first = 0;
+    }
+    luaL_addstring(&b, ")");
+  }
+  luaL_pushresult(&b);                         /* [insert update] ("" when there is nothing to update) */
+}
+
+/* db.upsert(table, rows, {keys=..., columns=..., update=true}) -> inserted, updated */
+static int rtl_db_upsert(lua_State *L) {
+  static const char *const allowed[] = {"keys", "columns", "update", NULL};
+  rt_store_t *s = check_store(L, "db.upsert");
+  const char *table = check_ident(L, 1, "table");
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checktype(L, 3, LUA_TTABLE);
+  rtl_check_opts(L, 3, "db.upsert", allowed);
+  int do_update = rtl_opt_boolean(L, 3, "update", 1, "db.upsert");
+  lua_settop(L, 3);
+  lua_Integer nrows = (lua_Integer)lua_rawlen(L, 2);
+  if (nrows == 0) {
+    lua_pushinteger(L, 0);
+    lua_pushinteger(L, 0);
+    return 2;
+  }
+  if (lua_getfield(L, 3, "keys") != LUA_TTABLE || lua_rawlen(L, -1) == 0)
+    luaL_error(L, "db.upsert: option 'keys' must be a non-empty list of column names");
+  int keys = lua_gettop(L), nkeys = (int)lua_rawlen(L, keys);     /* 4 */
+  int ncol = upsert_columns(L, 2, 3), cols = lua_gettop(L);       /* 5 */
+  if (ncol > 200) luaL_error(L, "db.upsert: too many columns (%d)", ncol);
+  char iskey[202] = {0};
+  for (int i = 1; i <= ncol; i++) {
+    lua_rawgeti(L, cols, i);
+    check_ident(L, -1, "column");
+    for (int k = 1; k <= nkeys; k++) {
+      lua_rawgeti(L, keys, k);
+      if (lua_rawequal(L, -1, -2)) iskey[i] = 1;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  for (int k = 1; k <= nkeys; k++) {
+    lua_rawgeti(L, keys, k);
+    check_ident(L, -1, "key");
+    int found = 0;
+    for (int i = 1; i <= ncol && !found; i++) {
+      lua_rawgeti(L, cols, i);
+      found = lua_rawequal(L, -1, -2);
+      lua_pop(L, 1);
+    }
+    if (!found) luaL_error(L, "db.upsert: key '%s' is not among the columns", lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  upsert_sql(L, table, cols, ncol, keys, nkeys, iskey, do_update);  /* 6 insert, 7 update */
+  size_t ulen;
+  lua_tolstring(L, 7, &ulen);
+  sqlite3_stmt *ins, *upd = NULL;
+  size_t ilen;
+  const char *isql = lua_tolstring(L, 6, &ilen);
+  if (rt_store_prepare(s, isql, ilen, &ins, NULL) != SQLITE_OK)
+    luaL_error(L, "db.upsert %s: %s", table, rt_store_errmsg(s));
+  if (ulen && rt_store_prepare(s, lua_tostring(L, 7), ulen, &upd, NULL) != SQLITE_OK)
+    luaL_error(L, "db.upsert %s: %s", table, rt_store_errmsg(s));
+  /* Column names as C strings for the hot loop (kept alive by the cols table). */
+  const char *names[201];
+  for (int i = 1; i <= ncol; i++) {
+    lua_rawgeti(L, cols, i);
+    names[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  sqlite3 *db = rt_store_db(s);
+  int rc = rt_store_begin(s);
+  if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
+  lua_Integer inserted = 0, updated = 0;
+  for (lua_Integer r = 1; r <= nrows; r++) {
+    if (lua_rawgeti(L, 2, r) != LUA_TTABLE) {
+      rt_store_rollback(s);
+      luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
+    }
+    int row = lua_gettop(L);
+    int positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
+    lua_pop(L, 1);
+    int present = 0;
+    for (int i = 1; i <= ncol; i++) {
+      int t = positional ? lua_rawgeti(L, row, i) : lua_getfield(L, row, names[i]);
+      if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
+        rt_store_rollback(s);
+        luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, names[i],
+                   lua_typename(L, t));
+      }
+      present += (t != LUA_TNIL);
+      bind_value(L, ins, i, -1, "db.upsert");
+      if (upd) bind_value(L, upd, i, -1, "db.upsert");
+      lua_pop(L, 1);
+    }
+    if (!positional) {                         /* a key outside the column list would be lost data */
+      int nkeys_row = 0;
+      lua_pushnil(L);
+      while (lua_next(L, row)) {
+        nkeys_row++;
+        lua_pop(L, 1);
+      }
+      if (nkeys_row != present) {
+        rt_store_rollback(s);
+        luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)",
+                   table, (int)r, ncol);
+      }
+    }
+    lua_pop(L, 1);
+    rc = sqlite3_step(ins);
+    sqlite3_reset(ins);
+    if (rc != SQLITE_DONE) goto failed;
+    if (sqlite3_changes(db) > 0) {
+      inserted++;
+    } else if (upd) {
+      rc = sqlite3_step(upd);
+      sqlite3_reset(upd);
+      if (rc != SQLITE_DONE) goto failed;
+      updated += sqlite3_changes(db) > 0;
+    }
+  }
+  if ((rc = rt_store_commit(s)) != SQLITE_OK) goto failed_at_commit;
+  sqlite3_clear_bindings(ins);
+  if (upd) sqlite3_clear_bindings(upd);
+  rtl_count_rows(L, inserted + updated);
+  lua_pushinteger(L, inserted);
+  lua_pushinteger(L, updated);
+  return 2;
+failed:;
+  char where[96];
+  snprintf(where, sizeof where, "db.upsert %s", table);
+  push_sql_fail(L, s, rc, where);
+  rt_store_rollback(s);
+  return 3;
+failed_at_commit:
+  push_sql_fail(L, s, rc, "db.upsert commit");
+  rt_store_rollback(s);
+  return 3;
+}
+
+/* ---- transactions and migrations ------------------------------------------------------------ */
+
+/* db.tx(fn, ...) -> fn's results. Nested calls become savepoints. Waiting inside fn raises. */
+static int rtl_db_tx(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.tx");
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int rc = rt_store_begin(s);
+  if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.tx begin");
+  if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != LUA_OK) {   /* [fn args] -> [results] */
+    rt_store_rollback(s);
+    return lua_error(L);
+  }
+  if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+    push_sql_fail(L, s, rc, "db.tx commit");
+    rt_store_rollback(s);
+    return 3;
+  }
+  return lua_gettop(L);
+}
+
+/* db.migrate(name, steps) -> version. Each new step and its version row commit together. */
+static int rtl_db_migrate(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.migrate");
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  int n = (int)lua_rawlen(L, 2);
+  int have = rt_store_migration_version(s, name);
+  if (have < 0) return push_sql_fail(L, s, SQLITE_ERROR, "db.migrate");
+  if (have > n)
+    return luaL_error(L, "db.migrate %s: the database is at version %d but only %d steps are given", name, have, n);
+  for (int v = have + 1; v <= n; v++) {
+    int t = lua_rawgeti(L, 2, v), rc;
+    if (t != LUA_TSTRING && t != LUA_TFUNCTION)
+      return luaL_error(L, "db.migrate %s: step %d must be SQL text or a function", name, v);
+    if ((rc = rt_store_begin(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");
+    if (t == LUA_TSTRING) {
+      rc = rt_store_exec(s, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    } else if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+      rt_store_rollback(s);
+      return luaL_error(L, "db.migrate %s step %d: %s", name, v, lua_tostring(L, -1));
+    }
+    if (rc == SQLITE_OK) rc = rt_store_migration_record(s, name, v);
+    if (rc != SQLITE_OK) {
+      lua_pushfstring(L, "db.migrate %s step %d", name, v);
+      push_sql_fail(L, s, rc, lua_tostring(L, -1));
+      rt_store_rollback(s);
+      return 3;
+    }
+    if ((rc = rt_store_commit(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate commit");
+  }
+  lua_pushinteger(L, n > have ? n : have);
+  return 1;
+}
+
+static int rtl_db_path(lua_State *L) {
+  lua_pushstring(L, rt_store_path(check_store(L, "db.path")));
+  return 1;
+}
+
+static const luaL_Reg db_funcs[] = {
+  {"exec", rtl_db_exec}, {"query", rtl_db_query}, {"first", rtl_db_first}, {"upsert", rtl_db_upsert},
+  {"tx", rtl_db_tx}, {"migrate", rtl_db_migrate}, {"path", rtl_db_path}, {NULL, NULL}};
+
+int luaopen_rt_db(lua_State *L) {
+  luaL_newlib(L, db_funcs);
+  return 1;
+}

@@ -1,0 +1,92 @@
+/*
+** bindings/sched.c - Lua module "rt.sched": the runtime's scheduler, used by the embedded daemon
+** code that loads scripts (runtime/lua/daemon.lua) and by the REPL.
+**
+**   sched.put{name=, every=seconds|"5m", cron="*\/5 * * * *", run=function, first_delay=seconds}
+**   sched.remove(name) -> bool
+**   sched.trigger(name) -> bool             -- run now (or right after the current run)
+**   sched.list() -> {{name=, every=, cron=, next_due=, running=, pending=, runs=, failures=,
+**                     last_status=}, ...}
+*/
+#include "bindings/bindings.h"
+
+#include "runtime/sched.h"
+
+static double check_every(lua_State *L, int idx) {
+  double d = 0;
+  if (lua_type(L, idx) == LUA_TNUMBER) d = lua_tonumber(L, idx);
+  else if (lua_type(L, idx) == LUA_TSTRING && rt_sched_parse_duration(lua_tostring(L, idx), &d) < 0)
+    luaL_error(L, "sched.put: bad duration '%s' for 'every'", lua_tostring(L, idx));
+  return d;
+}
+
+static int rtl_sched_put(lua_State *L) {
+  static const char *const allowed[] = {"name", "every", "cron", "run", "first_delay", NULL};
+  luaL_checktype(L, 1, LUA_TTABLE);
+  rtl_check_opts(L, 1, "sched.put", allowed);
+  rt_t *rt = rt_from_lua(L);
+  rt_sched_spec_t spec = {0};
+  spec.name = rtl_opt_string(L, 1, "name", NULL, "sched.put");
+  spec.cron = rtl_opt_string(L, 1, "cron", NULL, "sched.put");
+  spec.first_delay = rtl_opt_number(L, 1, "first_delay", 0, "sched.put");
+  if (!spec.name) return luaL_error(L, "sched.put: 'name' is required");
+  lua_getfield(L, 1, "every");
+  if (!lua_isnil(L, -1)) spec.every = check_every(L, -1);
+  lua_pop(L, 1);
+  if (!spec.cron && !(spec.every > 0)) return luaL_error(L, "sched.put %s: needs 'every' or 'cron'", spec.name);
+  if (spec.cron && spec.every > 0) return luaL_error(L, "sched.put %s: give 'every' or 'cron', not both", spec.name);
+  if (lua_getfield(L, 1, "run") != LUA_TFUNCTION) return luaL_error(L, "sched.put %s: 'run' must be a function", spec.name);
+  if (!rt->sched) return luaL_error(L, "sched.put: there is no scheduler (only `candled run` schedules)");
+  char err[256];
+  if (rt_sched_put(rt, L, &spec, err, sizeof err) < 0) return luaL_error(L, "sched.put %s: %s", spec.name, err);
+  return 0;
+}
+
+static int rtl_sched_remove(lua_State *L) {
+  lua_pushboolean(L, rt_sched_remove(rt_from_lua(L), luaL_checkstring(L, 1)) == 0);
+  return 1;
+}
+
+static int rtl_sched_trigger(lua_State *L) {
+  lua_pushboolean(L, rt_sched_trigger(rt_from_lua(L), luaL_checkstring(L, 1)) == 0);
+  return 1;
+}
+
+static int push_info(const rt_sched_info_t *i, void *ud) {
+  lua_State *L = ud;
+  lua_createtable(L, 0, 9);
+  lua_pushstring(L, i->name);
+  lua_setfield(L, -2, "name");
+  if (i->cron) lua_pushstring(L, i->cron);
+  else lua_pushnumber(L, i->every);
+  lua_setfield(L, -2, i->cron ? "cron" : "every");
+  lua_pushnumber(L, i->next_due);
+  lua_setfield(L, -2, "next_due");
+  lua_pushboolean(L, i->running);
+  lua_setfield(L, -2, "running");
+  lua_pushboolean(L, i->pending);
+  lua_setfield(L, -2, "pending");
+  lua_pushinteger(L, (lua_Integer)i->runs);
+  lua_setfield(L, -2, "runs");
+  lua_pushinteger(L, (lua_Integer)i->failures);
+  lua_setfield(L, -2, "failures");
+  lua_pushstring(L, i->last_status);
+  lua_setfield(L, -2, "last_status");
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+static int rtl_sched_list(lua_State *L) {
+  lua_newtable(L);
+  rt_sched_each(rt_from_lua(L), push_info, L);
+  return 1;
+}
+
+static const luaL_Reg sched_funcs[] = {
+  {"put", rtl_sched_put}, {"remove", rtl_sched_remove}, {"trigger", rtl_sched_trigger},
+  {"list", rtl_sched_list}, {NULL, NULL}};
+
+int luaopen_rt_sched(lua_State *L) {
+  luaL_newlib(L, sched_funcs);
+  return 1;
+}

@@ -1,0 +1,436 @@
+/*
+** runtime/config.c - the config schema, config.lua loading and validation, CANDLED_* overrides.
+**
+** Validation walks the user's table against rt_config_schema, builds the key path as it goes
+** ("budgets.binance.windows[2].limit") and stops at the first problem with a one-line message that
+** names the file and that path. Defaults are filled in so the rest of the runtime can index freely.
+*/
+#include "runtime/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/sched.h"
+
+#define END {NULL, 0, NULL, NULL, NULL, 0, NULL}
+
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+static const rt_cfield_t database_fields[] = {
+  {"path", RT_CT_STRING, NULL, NULL, "data/candled.db", 0, NULL},
+  {"busy_timeout_ms", RT_CT_INTEGER, NULL, NULL, "5000", 0, NULL},
+  END};
+static const rt_cfield_t log_fields[] = {
+  {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels},
+  END};
+static const rt_cfield_t paths_fields[] = {
+  {"scripts", RT_CT_STRING, NULL, NULL, "scripts", 0, NULL},
+  {"strategies", RT_CT_STRING, NULL, NULL, "strategies", 0, NULL},
+  END};
+static const rt_cfield_t runtime_fields[] = {
+  {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
+  END};
+static const rt_cfield_t http_fields[] = {
+  {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL},
+  {"connect_timeout", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
+  {"user_agent", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  {"max_host_connections", RT_CT_INTEGER, NULL, NULL, "8", 0, NULL},
+  {"max_body", RT_CT_INTEGER, NULL, NULL, "67108864", 0, NULL},
+  END};
+static const rt_cfield_t source_fields[] = {
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
+  {"base_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  {"ws_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  END};
+static const rt_cfield_t source_elem = {"*", RT_CT_TABLE, source_fields, NULL, NULL, 1, NULL};
+static const rt_cfield_t script_fields[] = {
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
+  END};
+static const rt_cfield_t script_elem = {"*", RT_CT_TABLE, script_fields, NULL, NULL, 1, NULL};
+static const rt_cfield_t schedule_fields[] = {
+  {"every", RT_CT_DURATION, NULL, NULL, NULL, 0, NULL},
+  {"cron", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  END};
+static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NULL, NULL, 0, NULL};
+
+static const rt_cfield_t root_fields[] = {
+  {"database", RT_CT_TABLE, database_fields, NULL, NULL, 0, NULL},
+  {"log", RT_CT_TABLE, log_fields, NULL, NULL, 0, NULL},
+  {"paths", RT_CT_TABLE, paths_fields, NULL, NULL, 0, NULL},
+  {"runtime", RT_CT_TABLE, runtime_fields, NULL, NULL, 0, NULL},
+  {"http", RT_CT_TABLE, http_fields, NULL, NULL, 0, NULL},
+  {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL},
+  {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL},
+  {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL},
+  END};
+
+const rt_cfield_t rt_config_schema = {"", RT_CT_TABLE, root_fields, NULL, NULL, 0, NULL};
+
+/* ---- validation ----------------------------------------------------------------------------- */
+
+typedef struct {
+  const char *file;
+  char path[512];
+  char *err;
+  size_t errlen;
+} vctx_t;
+
+static const char *type_word(rt_ctype_t t) {
+  switch (t) {
+  case RT_CT_STRING: return "a string";
+  case RT_CT_NUMBER: return "a number";
+  case RT_CT_INTEGER: return "an integer";
+  case RT_CT_BOOLEAN: return "a boolean";
+  case RT_CT_DURATION: return "a duration (\"30s\", \"5m\", \"1h\" or seconds)";
+  case RT_CT_LIST: return "a list";
+  default: return "a table";
+  }
+}
+
+static int fail(vctx_t *v, const char *fmt, const char *a, const char *b) {
+  char msg[384];
+  snprintf(msg, sizeof msg, fmt, a, b);
+  snprintf(v->err, v->errlen, "%s: %s: %s", v->file, v->path[0] ? v->path : "(top level)", msg);
+  return -1;
+}
+
+/* Push a default given as text, converted to the field's type. */
+static void push_default(lua_State *L, const rt_cfield_t *f) {
+  switch (f->type) {
+  case RT_CT_NUMBER: lua_pushnumber(L, strtod(f->dflt, NULL)); break;
+  case RT_CT_INTEGER: lua_pushinteger(L, strtoll(f->dflt, NULL, 10)); break;
+  case RT_CT_BOOLEAN: lua_pushboolean(L, strcmp(f->dflt, "true") == 0); break;
+  default: lua_pushstring(L, f->dflt); break;
+  }
+}
+
+static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v);
+
+static size_t path_push(vctx_t *v, const char *key, int index) {
+  size_t n = strlen(v->path);
+  if (key) snprintf(v->path + n, sizeof v->path - n, "%s%s", n ? "." : "", key);
+  else snprintf(v->path + n, sizeof v->path - n, "[%d]", index);
+  return n;
+}
+
+static int check_table(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {                   /* [k v] */
+    if (lua_type(L, -2) != LUA_TSTRING) return fail(v, "keys must be strings, found a %s key", luaL_typename(L, -2), NULL);
+    const char *key = lua_tostring(L, -2);
+    const rt_cfield_t *c = NULL;
+    if (f->type == RT_CT_MAP) c = f->elem;
+    else
+      for (const rt_cfield_t *k = f->fields; k && k->key; k++)
+        if (strcmp(k->key, key) == 0) c = k;
+    size_t mark = path_push(v, key, 0);
+    if (!c && !f->open) {
+      char known[256] = "";
+      for (const rt_cfield_t *k = f->fields; k && k->key; k++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", known[0] ? ", " : "", k->key);
+      return fail(v, "unknown key (known keys: %s)", known, NULL);
+    }
+    if (c && check_value(L, -1, c, v) < 0) return -1;
+    v->path[mark] = 0;
+    lua_pop(L, 1);                             /* [k] */
+  }
+  if (f->type != RT_CT_TABLE) return 0;
+  for (const rt_cfield_t *k = f->fields; k && k->key; k++) {  /* defaults */
+    lua_getfield(L, idx, k->key);
+    int absent = lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!absent) continue;
+    if (k->type == RT_CT_TABLE || k->type == RT_CT_MAP || k->type == RT_CT_LIST) {
+      lua_newtable(L);
+      size_t mark = path_push(v, k->key, 0);
+      if (check_value(L, -1, k, v) < 0) return -1;
+      v->path[mark] = 0;
+      lua_setfield(L, idx, k->key);
+    } else if (k->dflt) {
+      push_default(L, k);
+      lua_setfield(L, idx, k->key);
+    }
+  }
+  return 0;
+}
+
+static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
+  int t = lua_type(L, idx);
+  double d;
+  switch (f->type) {
+  case RT_CT_ANY: return 0;
+  case RT_CT_STRING:
+    if (t != LUA_TSTRING) break;
+    if (f->choices) {
+      const char *s = lua_tostring(L, idx);
+      char list[128] = "";
+      for (const char *const *c = f->choices; *c; c++) {
+        if (strcmp(*c, s) == 0) return 0;
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "", *c);
+      }
+      return fail(v, "'%s' is not one of: %s", s, list);
+    }
+    return 0;
+  case RT_CT_NUMBER:
+    if (t == LUA_TNUMBER) return 0;
+    break;
+  case RT_CT_INTEGER:
+    if (lua_isinteger(L, idx)) return 0;
+    if (t == LUA_TNUMBER) {
+      d = lua_tonumber(L, idx);
+      if (d == floor(d)) return 0;
+    }
+    break;
+  case RT_CT_BOOLEAN:
+    if (t == LUA_TBOOLEAN) return 0;
+    break;
+  case RT_CT_DURATION:
+    if (t == LUA_TNUMBER || t == LUA_TSTRING) {
+      if (t == LUA_TNUMBER ? lua_tonumber(L, idx) > 0 : rt_sched_parse_duration(lua_tostring(L, idx), &d) == 0)
+        return 0;
+      return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds)", lua_tostring(L, idx), NULL);
+    }
+    break;
+  case RT_CT_TABLE:
+  case RT_CT_MAP:
+    if (t != LUA_TTABLE) break;
+    return check_table(L, idx, f, v);
+  case RT_CT_LIST: {
+    if (t != LUA_TTABLE) break;
+    idx = lua_absindex(L, idx);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      count++;
+      lua_pop(L, 1);
+    }
+    if (count != n) return fail(v, "expected a list (keys 1..n), got a table with other keys", NULL, NULL);
+    for (lua_Integer i = 1; i <= n; i++) {
+      size_t mark = path_push(v, NULL, (int)i);
+      lua_rawgeti(L, idx, i);
+      if (check_value(L, -1, f->elem, v) < 0) return -1;
+      lua_pop(L, 1);
+      v->path[mark] = 0;
+    }
+    return 0;
+  }
+  }
+  return fail(v, "expected %s, got %s", type_word(f->type), lua_typename(L, t));
+}
+
+int rt_config_validate(lua_State *L, int idx, const rt_cfield_t *schema, const char *file, char *err,
+                       size_t errlen) {
+  vctx_t v = {file, "", err, errlen};
+  int top = lua_gettop(L);
+  int rc = check_value(L, idx, schema, &v);
+  lua_settop(L, top);
+  return rc;
+}
+
+/* ---- environment overrides ------------------------------------------------------------------ */
+
+/* Convert the text of an environment variable to the field's type. Pushes it, or returns -1. */
+static int push_env_value(lua_State *L, const rt_cfield_t *f, const char *text) {
+  char *end;
+  switch (f ? f->type : RT_CT_STRING) {
+  case RT_CT_NUMBER:
+  case RT_CT_INTEGER: {
+    double d = strtod(text, &end);
+    if (end == text || *end) return -1;
+    if (f->type == RT_CT_INTEGER && d == floor(d)) lua_pushinteger(L, (lua_Integer)d);
+    else lua_pushnumber(L, d);
+    return 0;
+  }
+  case RT_CT_BOOLEAN:
+    if (!strcmp(text, "true") || !strcmp(text, "1") || !strcmp(text, "yes")) lua_pushboolean(L, 1);
+    else if (!strcmp(text, "false") || !strcmp(text, "0") || !strcmp(text, "no")) lua_pushboolean(L, 0);
+    else return -1;
+    return 0;
+  case RT_CT_DURATION: {
+    double d = strtod(text, &end);
+    if (end != text && !*end) lua_pushnumber(L, d);
+    else lua_pushstring(L, text);
+    return 0;
+  }
+  case RT_CT_TABLE:
+  case RT_CT_MAP:
+  case RT_CT_LIST: return -1;
+  default: lua_pushstring(L, text); return 0;
+  }
+}
+
+static int apply_one(lua_State *L, int idx, const rt_cfield_t *schema, const char *var, char *err,
+                     size_t errlen) {
+  char name[256];
+  const char *eq = strchr(var, '=');
+  size_t n = (size_t)(eq - var);
+  if (n >= sizeof name) n = sizeof name - 1;
+  memcpy(name, var, n);
+  name[n] = 0;
+  const char *value = eq + 1;
+  char segs[16][64];
+  int nseg = 0;
+  for (const char *p = name + 8; *p && nseg < 16;) {    /* after "CANDLED_" */
+    const char *sep = strstr(p, "__");
+    size_t len = sep ? (size_t)(sep - p) : strlen(p);
+    if (len == 0 || len >= 64) break;
+    for (size_t i = 0; i < len; i++) segs[nseg][i] = (char)tolower((unsigned char)p[i]);
+    segs[nseg][len] = 0;
+    nseg++;
+    p = sep ? sep + 2 : p + len;
+  }
+  if (nseg == 0) {
+    snprintf(err, errlen, "environment: %s: not a config key", name);
+    return -1;
+  }
+  const rt_cfield_t *f = schema;
+  int open_path = 0;                           /* below an open table: any key, kept as text */
+  lua_pushvalue(L, idx);                       /* [t] */
+  for (int i = 0; i < nseg; i++) {
+    const rt_cfield_t *c = NULL;
+    if (!open_path) {
+      if (f->type == RT_CT_MAP || f->type == RT_CT_LIST) c = f->elem;
+      else if (f->type == RT_CT_TABLE) {
+        for (const rt_cfield_t *k = f->fields; k && k->key; k++)
+          if (strcmp(k->key, segs[i]) == 0) c = k;
+        if (!c && f->open) open_path = 1;
+      }
+      if (!c && !open_path) {
+        lua_pop(L, 1);
+        snprintf(err, errlen, "environment: %s: no config key '%s' there", name, segs[i]);
+        return -1;
+      }
+    }
+    int list = (f->type == RT_CT_LIST && !open_path);
+    lua_Integer li = list ? strtoll(segs[i], NULL, 10) : 0;
+    if (list && li <= 0) {
+      lua_pop(L, 1);
+      snprintf(err, errlen, "environment: %s: '%s' is not a list index", name, segs[i]);
+      return -1;
+    }
+    if (i == nseg - 1) {
+      if (push_env_value(L, open_path ? NULL : c, value) < 0) {
+        lua_pop(L, 1);
+        snprintf(err, errlen, "environment: %s: expected %s, got '%s'", name, type_word(c->type), value);
+        return -1;
+      }
+      if (list) lua_rawseti(L, -2, li);
+      else lua_setfield(L, -2, segs[i]);
+      lua_pop(L, 1);
+      return 0;
+    }
+    if (list) lua_rawgeti(L, -1, li);
+    else lua_getfield(L, -1, segs[i]);         /* [t sub] */
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      if (list) lua_rawseti(L, -3, li);
+      else lua_setfield(L, -3, segs[i]);
+    }
+    lua_remove(L, -2);                         /* [sub] */
+    if (!open_path) f = c;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+int rt_config_apply_env(lua_State *L, int idx, const rt_cfield_t *schema, char *const *envp, char *err,
+                        size_t errlen) {
+  idx = lua_absindex(L, idx);
+  for (; envp && *envp; envp++) {
+    if (strncmp(*envp, "CANDLED_", 8) != 0 || !strchr(*envp, '=')) continue;
+    if (strncmp(*envp, "CANDLED_CONFIG=", 15) == 0) continue;   /* the config path itself (main.c) */
+    if (apply_one(L, idx, schema, *envp, err, errlen) < 0) return -1;
+  }
+  return 0;
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+/* The globals a config file may use: plain data building, os.getenv for secrets, no I/O. */
+static void push_config_env(lua_State *L) {
+  static const char *const names[] = {"assert", "error", "ipairs", "next", "pairs", "select",
+                                      "tonumber", "tostring", "type", "math", "string", "table", NULL};
+  lua_newtable(L);                             /* [env] */
+  for (const char *const *n = names; *n; n++) {
+    lua_getglobal(L, *n);
+    lua_setfield(L, -2, *n);
+  }
+  lua_newtable(L);                             /* [env os] */
+  lua_getglobal(L, "os");
+  const char *os_fields[] = {"getenv", "time", "date", "clock", NULL};
+  for (const char **n = os_fields; *n; n++) {
+    lua_getfield(L, -1, *n);
+    lua_setfield(L, -3, *n);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, -2, "os");
+}
+
+int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *envp, char *err,
+                   size_t errlen) {
+  const char *file = path ? path : "(defaults)";
+  int top = lua_gettop(L);
+  FILE *fp = path ? fopen(path, "r") : NULL;
+  if (path && !fp && (must_exist || errno != ENOENT)) {
+    snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    return -1;
+  }
+  if (fp) {
+    fclose(fp);
+    if (luaL_loadfilex(L, path, "t") != LUA_OK) {
+      snprintf(err, errlen, "%s", lua_tostring(L, -1));
+      lua_settop(L, top);
+      return -1;
+    }
+    push_config_env(L);
+    lua_setupvalue(L, -2, 1);                  /* _ENV of the chunk */
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
+      snprintf(err, errlen, "%s", lua_tostring(L, -1));
+      lua_settop(L, top);
+      return -1;
+    }
+    if (!lua_istable(L, -1)) {
+      snprintf(err, errlen, "%s: must return a table, returned %s", path, luaL_typename(L, -1));
+      lua_settop(L, top);
+      return -1;
+    }
+  } else {
+    lua_newtable(L);
+  }
+  if (rt_config_apply_env(L, -1, &rt_config_schema, envp, err, errlen) < 0 ||
+      rt_config_validate(L, -1, &rt_config_schema, file, err, errlen) < 0) {
+    lua_settop(L, top);
+    return -1;
+  }
+  return 0;
+}
+
+int rt_config_get(lua_State *L, int idx, const char *path) {
+  char seg[128];
+  idx = lua_absindex(L, idx);
+  lua_pushvalue(L, idx);
+  while (*path) {
+    const char *dot = strchr(path, '.');
+    size_t n = dot ? (size_t)(dot - path) : strlen(path);
+    if (n >= sizeof seg || !lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      return LUA_TNIL;
+    }
+    memcpy(seg, path, n);
+    seg[n] = 0;
+    lua_getfield(L, -1, seg);
+    lua_remove(L, -2);
+    path = dot ? dot + 1 : path + n;
+  }
+  return lua_type(L, -1);
+}

@@ -1,0 +1,164 @@
+/*
+** runtime/loop.c - the runtime context: init, the loop, signals and orderly shutdown.
+**
+** Shutdown order (rt_stop): stop scheduling; give running tasks `shutdown_grace` seconds; cancel what
+** is left; close the signal, timer and HTTP handles so uv_run returns. rt_close then closes the Lua
+** state (its __gc handlers release task references) and the database, and closes the loop. Writes are
+** synchronous SQLite calls on this thread, so every write a task started has committed by then.
+*/
+#include "runtime/rt.h"
+
+#include <lauxlib.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "runtime/http.h"
+#include "runtime/log.h"
+#include "runtime/sched.h"
+#include "runtime/store.h"
+#include "runtime/task.h"
+#include "runtime/vm.h"
+
+double rt_now(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (double)tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+rt_t *rt_from_lua(lua_State *L) {
+  void *ud = NULL;
+  lua_getallocf(L, &ud);
+  return ud;
+}
+
+int rt_ref(rt_t *rt, lua_State *L) {
+  rt->refs++;
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void rt_unref(rt_t *rt, lua_State *L, int ref) {
+  if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
+  rt->refs--;
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+int rt_init(rt_t *rt, char *err, size_t errlen) {
+  int rc = uv_loop_init(&rt->loop);
+  if (rc < 0) {
+    snprintf(err, errlen, "event loop: %s", uv_strerror(rc));
+    return rc;
+  }
+  rt->loop.data = rt;
+  rt->shutdown_grace = 10;
+  rt->log = rt_log_new(stderr);
+  if (!rt->log) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  if ((rc = rt_tasks_init(rt)) < 0) {
+    snprintf(err, errlen, "task queue: %s", uv_strerror(rc));
+    return rc;
+  }
+  uv_timer_init(&rt->loop, &rt->grace);
+  rt->grace.data = rt;
+  return 0;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------------- */
+
+/* Close what keeps the loop alive once no task is left. Idempotent. */
+static void stop_handles(rt_t *rt) {
+  if (!uv_is_closing((uv_handle_t *)&rt->grace)) uv_close((uv_handle_t *)&rt->grace, NULL);
+  if (rt->sig_int.loop && !uv_is_closing((uv_handle_t *)&rt->sig_int)) {
+    uv_close((uv_handle_t *)&rt->sig_int, NULL);
+    uv_close((uv_handle_t *)&rt->sig_term, NULL);
+  }
+  if (rt->sched) rt_sched_close(rt);
+  if (rt->http) {
+    rt_http_close(rt->http);   /* frees itself from its last close callback */
+    rt->http = NULL;
+  }
+  rt_tasks_close(rt);
+}
+
+static void on_uv_grace(uv_timer_t *t) {
+  rt_t *rt = t->data;
+  rt_log_printf(rt->log, RT_LOG_WARN, NULL, "shutdown grace of %.0fs over: cancelling %d task(s)",
+                rt->shutdown_grace, rt->tasks.live);
+  rt_task_cancel_all(rt);
+}
+
+/* Called by task.c when the last live task has ended. */
+void rt_loop_tasks_idle(rt_t *rt) {
+  if (rt->stopping) stop_handles(rt);
+}
+
+void rt_stop(rt_t *rt, int exit_code) {
+  if (rt->stopping) {                    /* second request: no more grace */
+    rt_task_cancel_all(rt);
+    return;
+  }
+  rt->stopping = 1;
+  rt->exit_code = exit_code;
+  if (rt->sched) rt_sched_close(rt);     /* no new runs */
+  if (rt->tasks.live == 0) {
+    stop_handles(rt);
+    return;
+  }
+  if (rt->shutdown_grace > 0 && !uv_is_closing((uv_handle_t *)&rt->grace)) {
+    rt_log_printf(rt->log, RT_LOG_INFO, NULL, "stopping: waiting up to %.0fs for %d task(s)",
+                  rt->shutdown_grace, rt->tasks.live);
+    uv_timer_start(&rt->grace, on_uv_grace, (uint64_t)(rt->shutdown_grace * 1000), 0);
+  } else {
+    rt_task_cancel_all(rt);
+  }
+}
+
+static void on_uv_signal(uv_signal_t *s, int signum) {
+  rt_t *rt = s->data;
+  rt_log_printf(rt->log, RT_LOG_INFO, NULL, "received %s%s", signum == SIGINT ? "SIGINT" : "SIGTERM",
+                rt->stopping ? " again: cancelling tasks" : "");
+  rt_stop(rt, 0);
+}
+
+int rt_signals_start(rt_t *rt) {
+  int rc;
+  if ((rc = uv_signal_init(&rt->loop, &rt->sig_int)) < 0) return rc;
+  uv_signal_init(&rt->loop, &rt->sig_term);
+  rt->sig_int.data = rt->sig_term.data = rt;
+  if ((rc = uv_signal_start(&rt->sig_int, on_uv_signal, SIGINT)) < 0) return rc;
+  return uv_signal_start(&rt->sig_term, on_uv_signal, SIGTERM);
+}
+
+int rt_run(rt_t *rt) {
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  return rt->exit_code;
+}
+
+static void on_uv_walk_close(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+void rt_close(rt_t *rt) {
+  if (!rt->loop.data) return;            /* rt_init never ran */
+  rt->stopping = 1;
+  rt_task_cancel_all(rt);
+  stop_handles(rt);
+  uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
+  rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */
+  if (rt->store) {
+    rt_store_close(rt->store);
+    rt->store = NULL;
+  }
+  if (uv_loop_close(&rt->loop) == UV_EBUSY) {  /* a handle we did not expect: close it, don't leak */
+    uv_walk(&rt->loop, on_uv_walk_close, NULL);
+    uv_run(&rt->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&rt->loop);
+  }
+  rt_log_free(rt->log);
+  rt->log = NULL;
+  rt->loop.data = NULL;
+}

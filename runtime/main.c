@@ -1,0 +1,279 @@
+/*
+** runtime/main.c - the composition root: CLI, runtime setup, the rt.* module list.
+**
+**   candled run  [--config F]                 the daemon: schedules every script under paths.scripts
+**   candled eval [--config F] FILE|- [ARG...] runs Lua as a task with every module, then exits
+**   candled help [COMMAND]
+**   candled --version
+**
+** Exit codes: 0 ok, 1 failure, 2 usage. Errors are one line on stderr naming what was wrong.
+*/
+#include <curl/curl.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bindings/bindings.h"
+#include "runtime/config.h"
+#include "runtime/http.h"
+#include "runtime/log.h"
+#include "runtime/rt.h"
+#include "runtime/sched.h"
+#include "runtime/store.h"
+#include "runtime/task.h"
+#include "runtime/vm.h"
+
+extern char **environ;
+
+static const rt_vm_module_t modules[] = {
+  {"rt.http", luaopen_rt_http}, {"rt.db", luaopen_rt_db},     {"rt.json", luaopen_rt_json},
+  {"rt.time", luaopen_rt_time}, {"rt.task", luaopen_rt_task}, {"rt.log", luaopen_rt_log},
+  {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
+  {"rt.sched", luaopen_rt_sched}, {NULL, NULL}};
+
+static const char *const help_text[][2] = {
+  {"run", "usage: candled run [--config FILE]\n"
+          "Start the daemon: open the database, load every script under paths.scripts and run each\n"
+          "on its schedule until SIGINT/SIGTERM. FILE defaults to $CANDLED_CONFIG, else ./config.lua.\n"},
+  {"eval", "usage: candled eval [--config FILE] FILE|- [ARG...]\n"
+           "Run a Lua file (or stdin with -) as a task with every rt.* module and the configured\n"
+           "database, then exit: 0 when it ends without error, 1 otherwise. ARGs are the chunk's `...`.\n"
+           "print() writes to stdout. Without --config, ./config.lua is used when it exists.\n"},
+  {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
+  {NULL, NULL}};
+
+static void usage_overview(FILE *out) {
+  fputs("usage: candled <command> [options]\n\n"
+        "commands:\n"
+        "  run      start the daemon (collect on schedule)\n"
+        "  eval     run a Lua file as a task with every rt.* module, then exit\n"
+        "  help     show help for a command\n"
+        "  --version\n\n"
+        "Run 'candled help <command>' for details.\n", out);
+}
+
+static int usage_error(const char *msg, const char *arg) {
+  fprintf(stderr, "candled: %s%s%s (see 'candled help')\n", msg, arg ? ": " : "", arg ? arg : "");
+  return 2;
+}
+
+/* Make `p` absolute against `dir` (p is rewritten in the config table by the caller). */
+static void resolve(const char *dir, const char *p, char *out, size_t n) {
+  if (p[0] == '/') snprintf(out, n, "%s", p);
+  else snprintf(out, n, "%s/%s", dir, p);
+}
+
+static int mkdirs_for(const char *file) {
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s", file);
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf) return 0;
+  *slash = 0;
+  for (char *p = buf + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0755) < 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return (mkdir(buf, 0755) < 0 && errno != EEXIST) ? -1 : 0;
+}
+
+/* Resolve a path key of the config (at the top of L) against the config directory, in place. */
+static void resolve_key(lua_State *L, const char *dir, const char *section, const char *key) {
+  char out[PATH_MAX];
+  lua_getfield(L, -1, section);
+  lua_getfield(L, -1, key);
+  resolve(dir, lua_tostring(L, -1), out, sizeof out);
+  lua_pop(L, 1);
+  lua_pushstring(L, out);
+  lua_setfield(L, -2, key);
+  lua_pop(L, 1);
+}
+
+/*
+** Everything both commands need: loop, Lua, config, logger, HTTP engine, database.
+** Returns 0, or 1 after printing one line to stderr.
+*/
+static int setup(rt_t *rt, const char *config_path, int explicit_config) {
+  char err[1024];
+  if (rt_init(rt, err, sizeof err) < 0 || rt_vm_open(rt, modules) < 0) {
+    fprintf(stderr, "candled: %s\n", err[0] ? err : "cannot create the Lua state");
+    return 1;
+  }
+  lua_State *L = rt->L;
+  struct stat st;
+  int have_file = stat(config_path, &st) == 0;
+  if (rt_config_load(L, have_file || explicit_config ? config_path : NULL, explicit_config, environ,
+                     err, sizeof err) < 0) {
+    fprintf(stderr, "candled: %s\n", err);
+    return 1;
+  }
+  /* Relative paths in the config resolve against the config file's directory. */
+  char real[PATH_MAX];
+  if (have_file && realpath(config_path, real)) snprintf(rt->config_dir, sizeof rt->config_dir, "%s", dirname(real));
+  else if (!getcwd(rt->config_dir, sizeof rt->config_dir)) snprintf(rt->config_dir, sizeof rt->config_dir, ".");
+  resolve_key(L, rt->config_dir, "database", "path");
+  resolve_key(L, rt->config_dir, "paths", "scripts");
+  resolve_key(L, rt->config_dir, "paths", "strategies");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
+  if (have_file) {
+    lua_pushstring(L, real);
+    lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
+  }
+  /* logging */
+  rt_config_get(L, -1, "log.level");
+  rt_log_set_level(rt->log, (rt_log_level_t)rt_log_parse_level(lua_tostring(L, -1)));
+  lua_pop(L, 1);
+  /* HTTP */
+  rt_http_config_t hc = {0};
+  rt_config_get(L, -1, "http.timeout");
+  hc.timeout_ms = (long)(lua_tonumber(L, -1) * 1000);
+  rt_config_get(L, -2, "http.connect_timeout");
+  hc.connect_timeout_ms = (long)(lua_tonumber(L, -1) * 1000);
+  rt_config_get(L, -3, "http.max_host_connections");
+  hc.max_host_connections = (long)lua_tointeger(L, -1);
+  rt_config_get(L, -4, "http.user_agent");
+  hc.user_agent = lua_tostring(L, -1);
+  rt_config_get(L, -5, "http.max_body");
+  rt->http_max_body = (long)lua_tointeger(L, -1);
+  rt_config_get(L, -6, "runtime.shutdown_grace");
+  rt->shutdown_grace = lua_tonumber(L, -1);
+  rt->http = rt_http_new(&rt->loop, &hc);
+  lua_pop(L, 6);
+  if (!rt->http) {
+    fprintf(stderr, "candled: cannot start the HTTP engine (libcurl)\n");
+    return 1;
+  }
+  /* database */
+  rt_config_get(L, -1, "database.path");
+  const char *db = lua_tostring(L, -1);
+  rt_config_get(L, -2, "database.busy_timeout_ms");
+  int busy = (int)lua_tointeger(L, -1);
+  if (mkdirs_for(db) < 0) {
+    fprintf(stderr, "candled: database.path %s: cannot create its directory: %s\n", db, strerror(errno));
+    return 1;
+  }
+  rt->store = rt_store_open(db, busy, err, sizeof err);
+  lua_pop(L, 2);
+  if (!rt->store) {
+    fprintf(stderr, "candled: database.path: %s\n", err);
+    return 1;
+  }
+  /* require: scripts/ (lib modules) and the config directory (strategies.<name>) */
+  rt_config_get(L, -1, "paths.scripts");
+  rt_vm_add_path(L, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  rt_vm_add_path(L, rt->config_dir);
+  lua_pop(L, 1);                               /* the config table */
+  return 0;
+}
+
+/* ---- eval ----------------------------------------------------------------------------------- */
+
+static void on_eval_done(rt_task_t *t, void *ud) {
+  rt_t *rt = ud;
+  rt->shutdown_grace = 0;                      /* leftover tasks are cancelled at once */
+  rt_stop(rt, t->status == RT_TASK_OK ? 0 : 1);
+}
+
+static int cmd_eval(rt_t *rt, const char *file, int argc, char **argv) {
+  lua_State *L = rt->L;
+  int rc = strcmp(file, "-") == 0 ? luaL_loadfilex(L, NULL, "t") : luaL_loadfilex(L, file, "t");
+  if (rc != LUA_OK) {
+    fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return 1;
+  }
+  for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+  rt_task_t *t = rt_task_spawn(rt, L, argc, "eval", NULL);
+  if (!t || rt_signals_start(rt) < 0) {
+    fprintf(stderr, "candled: cannot start the task\n");
+    return 1;
+  }
+  rt_task_on_done(t, on_eval_done, rt);
+  return rt_run(rt);
+}
+
+/* ---- run ------------------------------------------------------------------------------------ */
+
+static int cmd_run(rt_t *rt) {
+  lua_State *L = rt->L;
+  if (rt_sched_init(rt) < 0 || rt_signals_start(rt) < 0) {
+    fprintf(stderr, "candled: cannot start the scheduler\n");
+    return 1;
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "candled.daemon");
+  if (rt_vm_pcall(L, 1, 1) != LUA_OK) {
+    fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
+    return 1;
+  }
+  lua_getfield(L, -1, "start");
+  if (rt_vm_pcall(L, 0, 0) != LUA_OK) {
+    fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
+    return 1;
+  }
+  lua_pop(L, 1);
+  int code = rt_run(rt);
+  rt_log_printf(rt->log, RT_LOG_INFO, NULL, "stopped");
+  return code;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage_overview(stderr);
+    return 2;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("candled %s (%s, libuv %s, %s, SQLite %s)\n", CANDLED_VERSION, LUA_RELEASE, uv_version_string(),
+           curl_version(), sqlite3_libversion());
+    return 0;
+  }
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    if (argc < 3) {
+      usage_overview(stdout);
+      return 0;
+    }
+    for (int i = 0; help_text[i][0]; i++)
+      if (strcmp(help_text[i][0], argv[2]) == 0) {
+        fputs(help_text[i][1], stdout);
+        return 0;
+      }
+    return usage_error("no such command", argv[2]);
+  }
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0) return usage_error("unknown command", cmd);
+  const char *config_path = getenv("CANDLED_CONFIG");
+  int explicit_config = config_path != NULL;
+  int i = 2;
+  while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+    if (strcmp(argv[i], "--config") == 0) {
+      if (i + 1 >= argc) return usage_error("--config needs a file", NULL);
+      config_path = argv[i + 1];
+      explicit_config = 1;
+      i += 2;
+    } else if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    } else {
+      return usage_error("unknown option", argv[i]);
+    }
+  }
+  if (!config_path) config_path = "config.lua";
+  if (strcmp(cmd, "run") == 0 && i < argc) return usage_error("unexpected argument", argv[i]);
+  if (strcmp(cmd, "eval") == 0 && i >= argc) return usage_error("eval needs a FILE (or - for stdin)", NULL);
+
+  rt_t rt = {0};
+  int code = setup(&rt, config_path, explicit_config);
+  if (code == 0)
+    code = strcmp(cmd, "run") == 0 ? cmd_run(&rt) : cmd_eval(&rt, argv[i], argc - i - 1, argv + i + 1);
+  rt_close(&rt);
+  return code;
+}

@@ -1,0 +1,88 @@
+/*
+** runtime/rt.h - the runtime context: one per process, owned by main.c.
+**
+** Everything mutable lives here or hangs off it; there is no other global state. All fields are
+** touched only on the loop thread. Bindings reach it from any Lua thread with rt_from_lua(): the
+** context is the Lua allocator's user data (see vm.c).
+*/
+#ifndef RT_RT_H
+#define RT_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <lua.h>
+
+typedef struct rt_s rt_t;
+typedef struct rt_log_s rt_log_t;
+typedef struct rt_task_s rt_task_t;
+typedef struct rt_http_s rt_http_t;
+typedef struct rt_store_s rt_store_t;
+typedef struct rt_sched_s rt_sched_t;
+
+/* The list of live tasks and the ready queue (task.c). */
+typedef struct rt_tasks_s {
+  rt_task_t *head;          /* every task not yet freed, newest first */
+  rt_task_t *ready_head;    /* FIFO of tasks waiting for their first (or next) resume */
+  rt_task_t *ready_tail;
+  uv_idle_t idle;           /* runs the ready queue; active only while it is non-empty */
+  uint64_t next_id;
+  int live;                 /* tasks not yet ended */
+  rt_task_t *current;       /* the task whose coroutine is running now, or NULL */
+} rt_tasks_t;
+
+struct rt_s {
+  uv_loop_t loop;
+  lua_State *L;             /* the one Lua state; main thread never yields */
+  rt_log_t *log;
+  rt_http_t *http;
+  rt_store_t *store;        /* NULL until the database is opened */
+  rt_sched_t *sched;        /* NULL outside `candled run` */
+  rt_tasks_t tasks;
+  size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
+  int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
+  int stopping;             /* set once shutdown began: no new runs are scheduled */
+  int exit_code;
+  void (*on_idle_stop)(rt_t *rt);  /* called when the last task ends while stopping (loop.c) */
+  uv_signal_t sig_int, sig_term;
+  uv_timer_t grace;         /* shutdown grace period */
+  long http_max_body;       /* default body limit for rt.http (config http.max_body) */
+  double shutdown_grace;    /* seconds running tasks get to finish after SIGINT/SIGTERM */
+  char config_dir[4096];    /* directory relative paths in the config resolve against */
+};
+
+/* Stable upper-case error codes shown to Lua as the third `nil, msg, CODE` value. */
+#define RT_OK 0
+
+/// Initialise `rt` (zeroed by the caller) with a loop, logger, task queue and HTTP engine.
+/// Returns 0 or a negative libuv / -1 error with a message in `err`.
+int rt_init(rt_t *rt, char *err, size_t errlen);
+
+/// Install SIGINT/SIGTERM handlers: first signal stops scheduling, lets running tasks finish for
+/// `shutdown_grace` seconds, then cancels the rest and stops the loop; a second signal stops at once.
+int rt_signals_start(rt_t *rt);
+
+/// Begin an orderly stop (same path as a signal). Safe to call more than once.
+void rt_stop(rt_t *rt, int exit_code);
+
+/// Run the loop until it has nothing left to do. Returns rt->exit_code.
+int rt_run(rt_t *rt);
+
+/// Cancel every task, close the store, HTTP engine, signals and Lua state, close the loop.
+/// After it returns `rt` holds no resources. Safe after a failed rt_init.
+void rt_close(rt_t *rt);
+
+/// Called by task.c when the last live task has ended (shutdown continues from there).
+void rt_loop_tasks_idle(rt_t *rt);
+
+/// The runtime context of any Lua thread of rt->L.
+rt_t *rt_from_lua(lua_State *L);
+
+/// luaL_ref into the registry / its release, counted in rt->refs.
+int rt_ref(rt_t *rt, lua_State *L);
+void rt_unref(rt_t *rt, lua_State *L, int ref);
+
+/// Wall-clock time in UTC epoch seconds with a fraction.
+double rt_now(void);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+** runtime/sched.h - the scheduler: named entries that run a Lua function as a task every interval or
+** on a cron expression. One run at a time per entry: a tick that finds the previous run still going
+** marks the entry pending, and the pending run starts when the current one ends (late runs coalesce
+** into one, never pile up). Every run is recorded in the run history (store.c).
+*/
+#ifndef RT_SCHED_H
+#define RT_SCHED_H
+
+#include "runtime/rt.h"
+
+/* A parsed 5-field cron expression (minute hour day-of-month month day-of-week), UTC. */
+typedef struct {
+  uint64_t minute;          /* bit n set = minute n allowed */
+  uint32_t hour, dom, month, dow;
+  int dom_star, dow_star;   /* a field that was "*" (for the classic dom/dow OR rule) */
+} rt_cron_t;
+
+/// Parse a duration: "250ms", "30s", "5m", "1h", "1d", "2w" or a plain number of seconds.
+/// Returns 0 and seconds in *out, or -1 for anything else (including zero or negative).
+int rt_sched_parse_duration(const char *s, double *out);
+
+/// Parse a cron expression ("*/5 * * * *", ranges a-b, steps, lists; names jan..dec, sun..sat;
+/// @hourly, @daily, @weekly, @monthly). Returns 0, or -1 with a message in err.
+int rt_cron_parse(const char *expr, rt_cron_t *c, char *err, size_t errlen);
+/// The first time strictly after `after` (epoch seconds) that matches c, in whole minutes; -1 when
+/// none exists within five years (e.g. "0 0 30 2 *").
+double rt_cron_next(const rt_cron_t *c, double after);
+
+typedef struct {
+  const char *name;
+  double every;             /* seconds, > 0; or 0 when cron is used */
+  const char *cron;         /* cron expression, or NULL */
+  double first_delay;       /* seconds before the first interval run (0 = at once) */
+} rt_sched_spec_t;
+
+typedef struct {
+  const char *name;
+  double every;
+  const char *cron;
+  double next_due;          /* epoch seconds */
+  int running;              /* a run is in progress */
+  int pending;              /* a tick arrived during the run */
+  uint64_t task_id;
+  unsigned long runs, failures;
+  const char *last_status;
+} rt_sched_info_t;
+
+/// Create the scheduler of rt (stored in rt->sched).
+int rt_sched_init(rt_t *rt);
+/// Stop every timer (no new runs); running tasks are left alone. Handles close asynchronously.
+void rt_sched_close(rt_t *rt);
+
+/// Add or replace entry `spec->name` running the function on top of L ([f] -> []): on each run the
+/// function is called as a task with no arguments; a first result of nil/false with a message as the
+/// second marks the run "failed". Replacing keeps a running run and its pending flag; the new timing
+/// and function apply from the next run. Returns 0 or -1 (message in err).
+int rt_sched_put(rt_t *rt, lua_State *L, const rt_sched_spec_t *spec, char *err, size_t errlen);
+/// Remove an entry (a run in progress finishes). Returns 0, or -1 when unknown.
+int rt_sched_remove(rt_t *rt, const char *name);
+/// Start a run now unless one is running (then mark pending). Returns 0, or -1 when unknown.
+int rt_sched_trigger(rt_t *rt, const char *name);
+
+/// Visit every entry (in name order of insertion). Stop when fn returns non-zero.
+void rt_sched_each(rt_t *rt, int (*fn)(const rt_sched_info_t *info, void *ud), void *ud);
+/// Number of runs in progress.
+int rt_sched_running(rt_t *rt);
+
+#endif

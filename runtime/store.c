@@ -1,0 +1,292 @@
+/*
+** runtime/store.c - the one SQLite writer connection.
+**
+** WAL mode with synchronous=NORMAL: a crash loses at most the last transactions, never corrupts the
+** file, and readers in other processes never block this writer. Statements are cached by SQL text
+** (a small table with LRU eviction) so hot upserts are prepared once.
+*/
+#include "runtime/store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STMT_CACHE 128
+
+typedef struct {
+  char *sql;                   /* owned; NULL = free slot */
+  size_t len;
+  size_t used_len;             /* bytes of sql the first statement took */
+  uint32_t hash;
+  sqlite3_stmt *stmt;          /* owned */
+  uint64_t used;               /* LRU clock */
+} cache_entry_t;
+
+struct rt_store_s {
+  sqlite3 *db;
+  char *path;
+  int depth;                   /* transaction nesting: 0 none, 1 BEGIN, >1 savepoints */
+  uint64_t clock;
+  cache_entry_t cache[STMT_CACHE];
+};
+
+/* The runtime's own tables and the core market-data tables (design.md §7). Append, never edit:
+** each string is one migration version. */
+static const char *const core_steps[] = {
+  /* 1: market data */
+  "CREATE TABLE candles ("
+  "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,"
+  "  open REAL, high REAL, low REAL, close REAL, volume REAL,"
+  "  quote_volume REAL, trades INTEGER,"
+  "  PRIMARY KEY (source, instrument, timeframe, ts)) WITHOUT ROWID;"
+  "CREATE TABLE trades ("
+  "  source TEXT NOT NULL, instrument TEXT NOT NULL, trade_id TEXT NOT NULL, ts INTEGER NOT NULL,"
+  "  price REAL, amount REAL, volume_usd REAL, side TEXT,"
+  "  PRIMARY KEY (source, instrument, trade_id));"
+  "CREATE INDEX trades_by_time ON trades (source, instrument, ts);"
+  "CREATE TABLE instruments ("
+  "  source TEXT NOT NULL, instrument TEXT NOT NULL, symbol TEXT, name TEXT, base TEXT, quote TEXT,"
+  "  status TEXT, first_seen INTEGER, last_seen INTEGER,"
+  "  PRIMARY KEY (source, instrument));",
+  /* 2: runtime bookkeeping */
+  "CREATE TABLE runs ("
+  "  id INTEGER PRIMARY KEY, script TEXT NOT NULL, started REAL NOT NULL, ended REAL,"
+  "  status TEXT NOT NULL, rows INTEGER NOT NULL DEFAULT 0, error TEXT);"
+  "CREATE INDEX runs_by_script ON runs (script, started);"
+  "CREATE TABLE script_state (script TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);",
+};
+
+static uint32_t hash_sql(const char *s, size_t n) {
+  uint32_t h = 2166136261u;                    /* FNV-1a */
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+  return h;
+}
+
+const char *rt_store_errmsg(rt_store_t *s) { return sqlite3_errmsg(s->db); }
+sqlite3 *rt_store_db(rt_store_t *s) { return s->db; }
+const char *rt_store_path(const rt_store_t *s) { return s->path; }
+int rt_store_tx_depth(const rt_store_t *s) { return s->depth; }
+
+const char *rt_store_code_name(int rc) {
+  switch (rc & 0xff) {
+  case SQLITE_OK: return "SQLITE_OK";
+  case SQLITE_ERROR: return "SQLITE_ERROR";
+  case SQLITE_BUSY: return "SQLITE_BUSY";
+  case SQLITE_LOCKED: return "SQLITE_LOCKED";
+  case SQLITE_NOMEM: return "SQLITE_NOMEM";
+  case SQLITE_READONLY: return "SQLITE_READONLY";
+  case SQLITE_IOERR: return "SQLITE_IOERR";
+  case SQLITE_CORRUPT: return "SQLITE_CORRUPT";
+  case SQLITE_FULL: return "SQLITE_FULL";
+  case SQLITE_CANTOPEN: return "SQLITE_CANTOPEN";
+  case SQLITE_CONSTRAINT: return "SQLITE_CONSTRAINT";
+  case SQLITE_MISMATCH: return "SQLITE_MISMATCH";
+  case SQLITE_RANGE: return "SQLITE_RANGE";
+  case SQLITE_NOTADB: return "SQLITE_NOTADB";
+  default: return "SQLITE_ERROR";
+  }
+}
+
+rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size_t errlen) {
+  rt_store_t *s = calloc(1, sizeof *s);
+  if (!s || !(s->path = strdup(path))) {
+    free(s);
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  int rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+    goto fail;
+  }
+  sqlite3_busy_timeout(s->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
+  rc = rt_store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                        "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
+  if (rc != SQLITE_OK) {
+    snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
+    goto fail;
+  }
+  if (rt_store_migrate(s, "core", core_steps, (int)(sizeof core_steps / sizeof *core_steps), err,
+                       errlen) != SQLITE_OK)
+    goto fail;
+  /* A run still marked running was cut short by a crash or kill -9. */
+  rt_store_exec(s, "UPDATE runs SET status = 'interrupted', ended = started WHERE status = 'running'");
+  return s;
+fail:
+  rt_store_close(s);
+  return NULL;
+}
+
+void rt_store_close(rt_store_t *s) {
+  if (!s) return;
+  if (s->db) {
+    if (s->depth > 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    for (int i = 0; i < STMT_CACHE; i++) {
+      sqlite3_finalize(s->cache[i].stmt);
+      free(s->cache[i].sql);
+    }
+    sqlite3_close_v2(s->db);
+  }
+  free(s->path);
+  free(s);
+}
+
+int rt_store_prepare(rt_store_t *s, const char *sql, size_t len, sqlite3_stmt **out, size_t *used) {
+  uint32_t h = hash_sql(sql, len);
+  cache_entry_t *victim = NULL;
+  for (int i = 0; i < STMT_CACHE; i++) {
+    cache_entry_t *e = &s->cache[i];
+    if (e->sql && e->hash == h && e->len == len && memcmp(e->sql, sql, len) == 0) {
+      e->used = ++s->clock;
+      sqlite3_reset(e->stmt);
+      sqlite3_clear_bindings(e->stmt);
+      *out = e->stmt;
+      if (used) *used = e->used_len;
+      return SQLITE_OK;
+    }
+    if (!victim || !e->sql || (victim->sql && e->used < victim->used)) victim = e;
+  }
+  sqlite3_stmt *st = NULL;
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v3(s->db, sql, (int)len, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+  if (rc != SQLITE_OK) return rc;
+  if (!st) return SQLITE_MISUSE;               /* only whitespace or comments */
+  char *copy = malloc(len + 1);
+  if (!copy) {
+    sqlite3_finalize(st);
+    return SQLITE_NOMEM;
+  }
+  memcpy(copy, sql, len);
+  copy[len] = 0;
+  if (victim->sql) {                            /* evict the least recently used statement */
+    sqlite3_finalize(victim->stmt);
+    free(victim->sql);
+  }
+  victim->sql = copy;
+  victim->len = len;
+  victim->used_len = tail ? (size_t)(tail - sql) : len;
+  victim->hash = h;
+  victim->stmt = st;
+  victim->used = ++s->clock;
+  *out = st;
+  if (used) *used = victim->used_len;
+  return SQLITE_OK;
+}
+
+int rt_store_exec(rt_store_t *s, const char *sql) { return sqlite3_exec(s->db, sql, NULL, NULL, NULL); }
+
+int rt_store_begin(rt_store_t *s) {
+  char sql[48];
+  if (s->depth == 0) snprintf(sql, sizeof sql, "BEGIN IMMEDIATE");
+  else snprintf(sql, sizeof sql, "SAVEPOINT rt_%d", s->depth);
+  int rc = rt_store_exec(s, sql);
+  if (rc == SQLITE_OK) s->depth++;
+  return rc;
+}
+
+int rt_store_commit(rt_store_t *s) {
+  char sql[48];
+  if (s->depth <= 0) return SQLITE_MISUSE;
+  if (s->depth == 1) snprintf(sql, sizeof sql, "COMMIT");
+  else snprintf(sql, sizeof sql, "RELEASE rt_%d", s->depth - 1);
+  int rc = rt_store_exec(s, sql);
+  if (rc == SQLITE_OK) s->depth--;
+  return rc;
+}
+
+int rt_store_rollback(rt_store_t *s) {
+  char sql[64];
+  if (s->depth <= 0) return SQLITE_MISUSE;
+  if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
+  else snprintf(sql, sizeof sql, "ROLLBACK TO rt_%d; RELEASE rt_%d", s->depth - 1, s->depth - 1);
+  int rc = rt_store_exec(s, sql);
+  s->depth--;                                  /* even on error: SQLite ended the transaction */
+  if (s->depth == 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", 0, 0, 0);
+  return rc;
+}
+
+/* ---- migrations ----------------------------------------------------------------------------- */
+
+static int ensure_migrations_table(rt_store_t *s) {
+  return rt_store_exec(s, "CREATE TABLE IF NOT EXISTS migrations (name TEXT NOT NULL, "
+                          "version INTEGER NOT NULL, applied REAL NOT NULL, PRIMARY KEY (name, version))");
+}
+
+int rt_store_migration_version(rt_store_t *s, const char *name) {
+  sqlite3_stmt *st;
+  if (ensure_migrations_table(s) != SQLITE_OK) return -1;
+  static const char sql[] = "SELECT coalesce(max(version), 0) FROM migrations WHERE name = ?";
+  if (rt_store_prepare(s, sql, sizeof sql - 1, &st, NULL) != SQLITE_OK) return -1;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  int v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_reset(st);
+  return v;
+}
+
+int rt_store_migration_record(rt_store_t *s, const char *name, int version) {
+  sqlite3_stmt *st;
+  static const char sql[] =
+    "INSERT INTO migrations (name, version, applied) VALUES (?, ?, (julianday('now') - 2440587.5) * 86400.0)";
+  int rc = rt_store_prepare(s, sql, sizeof sql - 1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 2, version);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int rt_store_migrate(rt_store_t *s, const char *name, const char *const *steps, int nsteps,
+                     char *err, size_t errlen) {
+  int have = rt_store_migration_version(s, name), rc = SQLITE_OK;
+  if (have < 0) {
+    snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
+    return SQLITE_ERROR;
+  }
+  if (have > nsteps) {
+    snprintf(err, errlen, "migration %s: database is at version %d, this build knows %d", name, have,
+             nsteps);
+    return SQLITE_ERROR;
+  }
+  for (int v = have + 1; v <= nsteps; v++) {
+    if ((rc = rt_store_begin(s)) != SQLITE_OK) break;
+    if ((rc = rt_store_exec(s, steps[v - 1])) != SQLITE_OK ||
+        (rc = rt_store_migration_record(s, name, v)) != SQLITE_OK) {
+      snprintf(err, errlen, "migration %s step %d: %s", name, v, sqlite3_errmsg(s->db));
+      rt_store_rollback(s);
+      return rc;
+    }
+    if ((rc = rt_store_commit(s)) != SQLITE_OK) break;
+  }
+  if (rc != SQLITE_OK) snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
+  return rc;
+}
+
+/* ---- run history ---------------------------------------------------------------------------- */
+
+int64_t rt_store_run_begin(rt_store_t *s, const char *script, double started) {
+  sqlite3_stmt *st;
+  static const char sql[] = "INSERT INTO runs (script, started, status) VALUES (?, ?, 'running')";
+  if (rt_store_prepare(s, sql, sizeof sql - 1, &st, NULL) != SQLITE_OK) return -1;
+  sqlite3_bind_text(st, 1, script, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 2, started);
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? sqlite3_last_insert_rowid(s->db) : -1;
+}
+
+int rt_store_run_end(rt_store_t *s, int64_t id, double ended, const char *status, int64_t rows,
+                     const char *error) {
+  sqlite3_stmt *st;
+  static const char sql[] = "UPDATE runs SET ended = ?, status = ?, rows = ?, error = ? WHERE id = ?";
+  int rc = rt_store_prepare(s, sql, sizeof sql - 1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  sqlite3_bind_double(st, 1, ended);
+  sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, rows);
+  if (error) sqlite3_bind_text(st, 4, error, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 5, id);
+  rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}

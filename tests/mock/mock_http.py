@@ -1,0 +1,783 @@
+#!/usr/bin/env python3
+"""mock_http.py - local HTTP mock for candled tests and benchmarks (stdlib only, never online).
+
+Usage:
+    python3 tests/mock/mock_http.py --fixtures DIR [--host 127.0.0.1] [--port 0]
+        [--port-file PATH] [--exit-on-stdin-eof] [--verbose] [--bench-end-ms MS]
+        [--spot-max-limit 1000] [--futures-max-limit 1500] [--max-log 50000] [--idle-timeout 60]
+
+Once listening it prints exactly one line "PORT <n>" on stdout (flushed) and, with --port-file,
+writes "<n>\\n" to PATH atomically (tmp + rename). SIGTERM/SIGINT exit 0; with --exit-on-stdin-eof
+it also exits when stdin reaches EOF (tie its lifetime to a parent's pipe). HTTP/1.1 keep-alive,
+Content-Length on every response, one thread per connection, no request logging unless --verbose.
+
+Routes (DIR = --fixtures):
+    GET  /static/<path>          DIR/http/<path>; type by extension (.json -> application/json).
+    GET  /api/items?page=N       DIR/http/items/page-N.json (N defaults to 1).
+    any  /echo                   {"method","path","query","raw_query","headers","body"} of the request.
+    GET  /api/v3/klines          Binance spot klines  (limit default 500, max --spot-max-limit).
+    GET  /fapi/v1/klines         USDT-M klines        (limit default 500, max --futures-max-limit).
+    GET  /dapi/v1/klines         COIN-M klines        (same limits as USDT-M).
+    Anything else: 404 {"error":"not found","path":...}; a known path with the wrong method: 405.
+
+Klines (shared/docs/exchanges.md 1.3): params symbol, interval, startTime, endTime, limit.
+    Data: DIR/binance/<api|fapi|dapi>/klines_<SYMBOL>_<interval>.json if present, else
+    DIR/binance/klines_<SYMBOL>_<interval>.json (JSON array of 12-element rows, ascending).
+    Window: none -> last `limit` rows; startTime -> first `limit` rows with openTime >= startTime;
+    endTime -> last `limit` rows with openTime <= endTime; both -> from startTime, not past endTime.
+    Errors (HTTP 400, body {"code","msg"}): -1102 symbol/interval missing, -1120 bad interval
+    (1s is spot only), -1100 non-numeric startTime/endTime/limit, -1130 limit < 1 or > max,
+    -1023 startTime > endTime, -1121 no file for the symbol at any interval. A known symbol with
+    no file for the requested interval answers 200 [].
+    Every klines response (errors and injected faults too) has "x-mbx-used-weight-1m": the weight
+    used this UTC minute, per family (api/fapi/dapi). Spot weight is 2 per request (so requests*2);
+    futures use the doc table by limit: [1,100) 1, [100,500) 2, [500,1000] 5, >1000 10.
+    Rows are serialized once per file load (reloaded if the file's mtime changes); a page is a
+    b",".join of cached row bytes.
+
+BENCH symbols (name starts with "BENCH", no file): rows generated from openTime alone, so any
+    BENCH symbol gives identical, reproducible data. I = interval length (1M not supported).
+    With m = openTime // I:
+        open  = (30000 + m % 1000) + (m % 97)/100            close = open + ((m % 13) - 6)/10
+        high  = max(open, close) + (m % 7)*0.05 + 0.01       low   = min(open, close) - (m % 11)*0.05
+        volume = 1 + (m % 5000)*0.00012345                   quote = volume * close (floored at 1e-8)
+        trades = 100 + m % 900                               takerBase = volume*((m % 10) + 1)/20 (floored)
+        takerQuote = takerBase * close; closeTime = openTime + I - 1; decimals as 8-decimal strings.
+    startTime given: first openTime = startTime rounded up to a multiple of I, then up to `limit`
+    rows, none with openTime > endTime (if given) nor openTime >= --bench-end-ms (if given; exclusive,
+    so --bench-end-ms = start + N*I yields exactly N rows). Without startTime the page ends at
+    endTime, else at --bench-end-ms (exclusive), else at the current (open) candle; it holds the
+    `limit` rows before that. Pages are cached in an LRU of 64 entries keyed by
+    (symbol, interval, first openTime, count).
+
+Fault injection by query parameter (any route; removed before routing and from the logged query):
+    _status=N        respond N with {"code":N,"msg":"injected"} (no body for 1xx/204/304)
+    _delay=SECONDS   sleep (float) before responding
+    _reset=1         abort the TCP connection with RST (SO_LINGER 0) instead of responding
+    _truncate=N      full Content-Length header but only N body bytes, then close (FIN)
+    _gzip=1          gzip the body + Content-Encoding: gzip, if Accept-Encoding has gzip
+    _retry_after=S   add a Retry-After: S header
+    _drip=SECONDS    send the body in ~16 small chunks spread over SECONDS
+
+Control API (never recorded, never counted, never faulted):
+    POST   /_mock/faults     add a rule (or a JSON array of rules); answers {"ok":true,"ids":[...]}
+        {"path": "/api/v3/klines",      exact path; omitted, null or "*" = any path
+         "method": "GET",               optional
+         "match": {"startTime": "123"}, optional; every key must equal the request's first value
+         "status": 429, "body": {...},  body defaults to {"code":status,"msg":"injected"}
+         "raw_body": "text", "content_type": "text/html",   non-JSON body instead of "body"
+         "headers": {"X-A": "1"},       extra response headers
+         "delay": 0, "reset": false, "truncate": null, "retry_after": 2, "gzip": false, "drip": 0,
+         "after": 0, "times": 1}        let `after` matching requests through, then fault the next
+                                        `times` (-1 = forever). A rule without status/reset/truncate
+                                        modifies the normal response (e.g. delay only).
+        Every matching rule counts every matching request; the first (oldest) rule that is due
+        applies; query-parameter faults override rule fields.
+    GET    /_mock/faults     the rules with their "seen" / "fired" counters
+    DELETE /_mock/faults     remove all rules
+    GET    /_mock/requests   recorded requests, oldest first (?path=P filters):
+                             {"method","path","query" (first values),"headers" (lower-case names),
+                              "time" (epoch float),"status" (int sent, "reset", or null while in
+                              flight),"fault" (injected settings or null)}; at most --max-log kept
+    DELETE /_mock/requests   clear the log
+    GET    /_mock/stats      {"requests": n, "by_path": {...}, "by_status": {...},
+                              "connections": TCP connections that carried >= 1 non-control request,
+                              "connections_total": every accepted TCP connection}
+    DELETE /_mock/stats      zero the counters (connections too)
+    POST   /_mock/reset      all of the above: rules, log, stats, weight counters
+    GET    /_mock/health     {"ok": true}
+"""
+import argparse
+import bisect
+import collections
+import glob
+import gzip
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+FAULT_PARAMS = ("_status", "_delay", "_reset", "_truncate", "_gzip", "_retry_after", "_drip")
+
+KLINE_ROUTES = {  # path -> API family (weight counters and per-family fixture dirs)
+    "/api/v3/klines": "api",
+    "/fapi/v1/klines": "fapi",
+    "/dapi/v1/klines": "dapi",
+}
+
+INTERVAL_MS = {
+    "1s": 1000, "1m": 60000, "3m": 180000, "5m": 300000, "15m": 900000, "30m": 1800000,
+    "1h": 3600000, "2h": 7200000, "4h": 14400000, "6h": 21600000, "8h": 28800000,
+    "12h": 43200000, "1d": 86400000, "3d": 259200000, "1w": 604800000,
+    "1M": None,  # calendar month: valid for fixture files, not for BENCH generation
+}
+
+JSON_TYPE = "application/json"
+BINANCE_JSON_TYPE = "application/json;charset=UTF-8"
+
+
+def dumps(obj):
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def binance_error(code, msg):
+    return 400, dumps({"code": code, "msg": msg})
+
+
+class KlineError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.response = binance_error(code, msg)
+
+
+# --------------------------------------------------------------------------------------------
+# Kline data
+
+
+class KlineFile:
+    """One fixture file: open times (for bisect) and each row's compact JSON bytes."""
+
+    def __init__(self, path, mtime):
+        with open(path, "rb") as f:
+            rows = json.load(f)
+        self.mtime = mtime
+        self.opens = [r[0] for r in rows]
+        self.rows = [dumps(r) for r in rows]
+
+    def page(self, start, end, limit):
+        opens = self.opens
+        if start is not None:
+            i = bisect.bisect_left(opens, start)
+            j = min(i + limit, len(opens))
+            if end is not None:
+                j = min(j, bisect.bisect_right(opens, end))
+        else:
+            j = len(opens) if end is None else bisect.bisect_right(opens, end)
+            i = max(0, j - limit)
+        return b"[" + b",".join(self.rows[i:j]) + b"]" if j > i else b"[]"
+
+
+def _e8(units):
+    """Non-negative integer in 1e-8 units -> "123.45678901"."""
+    q, r = divmod(units, 100000000)
+    return "%d.%08d" % (q, r)
+
+
+def _cents(c):
+    """Non-negative price in cents -> "30001.01000000"."""
+    q, r = divmod(c, 100)
+    return "%d.%02d000000" % (q, r)
+
+
+def bench_row(t, interval_ms):
+    """Deterministic kline for openTime t (formula documented in the module docstring).
+
+    Formatted by hand (no json.dumps): the values never need escaping and this runs
+    1000 times per uncached benchmark page."""
+    m = t // interval_ms
+    o = (30000 + m % 1000) * 100 + m % 97          # cents
+    c = o + (m % 13 - 6) * 10
+    h = max(o, c) + (m % 7) * 5 + 1
+    low = min(o, c) - (m % 11) * 5
+    vol = 100000000 + (m % 5000) * 12345            # 1e-8 units
+    taker = vol * (m % 10 + 1) // 20
+    return ('[%d,"%s","%s","%s","%s","%s",%d,"%s",%d,"%s","%s","0"]' % (
+        t, _cents(o), _cents(h), _cents(low), _cents(c), _e8(vol), t + interval_ms - 1,
+        _e8(vol * c // 100), 100 + m % 900, _e8(taker), _e8(taker * c // 100))).encode("ascii")
+
+
+class KlineStore:
+    def __init__(self, fixtures, bench_end_ms=None, lru_size=64):
+        self.dir = os.path.join(fixtures, "binance")
+        self.bench_end_ms = bench_end_ms
+        self.lock = threading.Lock()
+        self.files = {}                          # path -> KlineFile
+        self.lru = collections.OrderedDict()     # (symbol, interval, first, count) -> bytes
+        self.lru_size = lru_size
+
+    def _file(self, family, symbol, interval):
+        """KlineFile for the request, or None when no such file exists."""
+        name = "klines_%s_%s.json" % (symbol, interval)
+        for path in (os.path.join(self.dir, family, name), os.path.join(self.dir, name)):
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except OSError:
+                continue
+            with self.lock:
+                kf = self.files.get(path)
+            if kf is None or kf.mtime != mtime:
+                kf = KlineFile(path, mtime)      # parse outside the lock; last writer wins
+                with self.lock:
+                    self.files[path] = kf
+            return kf
+        return None
+
+    def _symbol_known(self, family, symbol):
+        pat = "klines_%s_*.json" % glob.escape(symbol)
+        return bool(glob.glob(os.path.join(self.dir, family, pat)) or
+                    glob.glob(os.path.join(self.dir, pat)))
+
+    def page(self, family, symbol, interval, start, end, limit):
+        kf = self._file(family, symbol, interval)
+        if kf is not None:
+            return kf.page(start, end, limit)
+        if symbol.startswith("BENCH"):
+            return self._bench_page(symbol, interval, start, end, limit)
+        if self._symbol_known(family, symbol):
+            return b"[]"
+        raise KlineError(-1121, "Invalid symbol.")
+
+    def _bench_page(self, symbol, interval, start, end, limit):
+        iv = INTERVAL_MS[interval]
+        if iv is None:
+            raise KlineError(-1120, "Invalid interval.")
+        stop = self.bench_end_ms                 # exclusive bound on openTime, or None
+        if end is not None:
+            stop = end + 1 if stop is None else min(stop, end + 1)
+        if start is not None:
+            first = -(-start // iv) * iv         # round up to a multiple of iv
+            count = limit
+            if stop is not None:
+                count = min(count, max(0, -(-(stop - first) // iv)))
+        else:
+            if stop is None:
+                stop = int(time.time() * 1000) + 1
+            last = (stop - 1) // iv * iv         # last openTime < stop
+            first = max(0, last - (limit - 1) * iv)
+            count = max(0, (last - first) // iv + 1)
+        if count <= 0:
+            return b"[]"
+        key = (symbol, interval, first, count)
+        with self.lock:
+            body = self.lru.get(key)
+            if body is not None:
+                self.lru.move_to_end(key)
+                return body
+        body = b"[" + b",".join(bench_row(first + k * iv, iv) for k in range(count)) + b"]"
+        with self.lock:
+            self.lru[key] = body
+            while len(self.lru) > self.lru_size:
+                self.lru.popitem(last=False)
+        return body
+
+
+def kline_weight(family, limit):
+    if family == "api":
+        return 2
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+# --------------------------------------------------------------------------------------------
+# Shared mutable state: fault rules, request log, counters
+
+
+class Rule:
+    FIELDS = ("status", "body", "raw_body", "content_type", "headers", "delay", "reset",
+              "truncate", "retry_after", "gzip", "drip")
+
+    def __init__(self, rid, spec):
+        if not isinstance(spec, dict):
+            raise ValueError("a rule must be a JSON object")
+        self.id = rid
+        self.spec = spec
+        self.path = spec.get("path")
+        self.method = spec.get("method")
+        self.match = {k: str(v) for k, v in (spec.get("match") or {}).items()}
+        self.after = int(spec.get("after") or 0)
+        times = spec.get("times")
+        self.times = 1 if times is None else int(times)
+        self.seen = 0
+        self.fired = 0
+
+    def matches(self, method, path, query):
+        if self.path not in (None, "*", path):
+            return False
+        if self.method and self.method.upper() != method:
+            return False
+        return all(query.get(k) == v for k, v in self.match.items())
+
+    def fault(self):
+        return {k: self.spec[k] for k in self.FIELDS if self.spec.get(k) is not None}
+
+    def as_json(self):
+        return dict(self.spec, id=self.id, seen=self.seen, fired=self.fired)
+
+
+class State:
+    def __init__(self, max_log):
+        self.lock = threading.Lock()
+        self.rules = []
+        self.next_rule_id = 1
+        self.log = collections.deque(maxlen=max_log) if max_log > 0 else None
+        self.weights = {}                        # family -> [minute, used weight]
+        self.reset_stats()
+
+    def reset_stats(self):
+        self.requests = 0
+        self.by_path = collections.Counter()
+        self.by_status = collections.Counter()
+        self.connections = 0
+        self.connections_total = 0
+        self.stats_epoch = getattr(self, "stats_epoch", 0) + 1  # lets handlers re-count after reset
+
+    def add_rules(self, specs):
+        with self.lock:
+            ids = []
+            for spec in specs:
+                rule = Rule(self.next_rule_id, spec)
+                self.next_rule_id += 1
+                self.rules.append(rule)
+                ids.append(rule.id)
+            return ids
+
+    def pick_fault(self, method, path, query):
+        """Count the request against every matching rule; return (rule id, fault) of the first due."""
+        chosen = None
+        with self.lock:
+            for rule in self.rules:
+                if not rule.matches(method, path, query):
+                    continue
+                rule.seen += 1
+                due = rule.seen > rule.after and (rule.times < 0 or rule.fired < rule.times)
+                if due and chosen is None:
+                    rule.fired += 1
+                    chosen = (rule.id, rule.fault())
+        return chosen
+
+    def record(self, entry):
+        with self.lock:
+            self.requests += 1
+            self.by_path[entry["path"]] += 1
+            if self.log is not None:
+                self.log.append(entry)
+
+    def sent(self, entry, status):
+        with self.lock:
+            entry["status"] = status
+            self.by_status[str(status)] += 1
+
+    def add_weight(self, family, weight):
+        minute = int(time.time() // 60)
+        with self.lock:
+            w = self.weights.get(family)
+            if w is None or w[0] != minute:
+                w = self.weights[family] = [minute, 0]
+            w[1] += weight
+            return w[1]
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+
+class MockServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 256
+    allow_reuse_address = True
+
+    def __init__(self, addr, opts):
+        self.opts = opts
+        self.state = State(opts.max_log)
+        self.klines = KlineStore(opts.fixtures, opts.bench_end_ms)
+        self.http_dir = os.path.realpath(os.path.join(opts.fixtures, "http"))
+        super().__init__(addr, Handler)
+
+    def get_request(self):
+        conn, addr = super().get_request()
+        with self.state.lock:
+            self.state.connections_total += 1
+        return conn, addr
+
+    def handle_error(self, request, client_address):
+        if self.opts.verbose:  # client hang-ups during drip/delay are expected; stay quiet
+            super().handle_error(request, client_address)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "candled-mock/1"
+    sys_version = ""
+
+    def setup(self):
+        self.timeout = self.server.opts.idle_timeout or None  # idle keep-alive connections
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.counted_epoch = 0               # stats epoch in which this connection was counted
+
+    def log_message(self, fmt, *args):
+        if self.server.opts.verbose:
+            super().log_message(fmt, *args)
+
+    # Every method goes through one dispatcher.
+    def do_GET(self):
+        self.dispatch()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    # ---- request plumbing
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass                      # trailers
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def header_dict(self):
+        d = {}
+        for k, v in self.headers.items():
+            k = k.lower()
+            d[k] = d[k] + ", " + v if k in d else v
+        return d
+
+    def dispatch(self):
+        st = self.server.state
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        qs = parse_qs(url.query, keep_blank_values=True)
+        body = self.read_body()
+        if path.startswith("/_mock/"):
+            status, payload = self.control(path, qs, body)
+            return self.send(status, dumps(payload), [("Content-Type", JSON_TYPE)])
+
+        qfault = {k[1:]: qs.pop(k)[0] for k in FAULT_PARAMS if k in qs}
+        query = {k: v[0] for k, v in qs.items()}
+        with st.lock:
+            if self.counted_epoch != st.stats_epoch:
+                self.counted_epoch = st.stats_epoch
+                st.connections += 1
+        entry = {"method": self.command, "path": path, "query": query,
+                 "headers": self.header_dict(), "time": time.time(), "status": None, "fault": None}
+        st.record(entry)
+
+        picked = st.pick_fault(self.command, path, query)
+        fault = dict(picked[1]) if picked else {}
+        fault.update(qfault)
+        if fault:
+            entry["fault"] = dict(fault, rule=picked[0]) if picked else fault
+
+        family = KLINE_ROUTES.get(path)
+        used = None
+        if family:
+            used = st.add_weight(family, kline_weight(family, _int_or(query.get("limit"), 500)))
+
+        try:
+            if fault.get("delay"):
+                time.sleep(float(fault["delay"]))
+            if _truthy(fault.get("reset")):
+                st.sent(entry, "reset")
+                return self.reset_connection()
+            if fault.get("status") is not None:
+                status = int(fault["status"])
+                if fault.get("raw_body") is not None:
+                    payload = str(fault["raw_body"]).encode("utf-8")
+                elif fault.get("body") is not None:
+                    payload = dumps(fault["body"])
+                else:
+                    payload = dumps({"code": status, "msg": "injected"})
+                headers = [("Content-Type", fault.get("content_type") or JSON_TYPE)]
+            else:
+                status, payload, headers = self.route(path, query, body, family)
+            truncate = None if fault.get("truncate") is None else int(fault["truncate"])
+            drip = float(fault.get("drip") or 0)
+        except Exception as e:  # bad fault value or broken fixture: say so instead of hanging up
+            status, payload, headers = 500, dumps({"error": "mock error", "detail": repr(e)}), \
+                [("Content-Type", JSON_TYPE)]
+            truncate, drip = None, 0.0
+
+        if used is not None:
+            headers.append(("x-mbx-used-weight-1m", str(used)))
+        if fault.get("retry_after") is not None:
+            headers.append(("Retry-After", str(fault["retry_after"])))
+        for k, v in (fault.get("headers") or {}).items():
+            headers.append((k, str(v)))
+        if _truthy(fault.get("gzip")) and "gzip" in self.headers.get("Accept-Encoding", "").lower():
+            payload = gzip.compress(payload, mtime=0)
+            headers.append(("Content-Encoding", "gzip"))
+            headers.append(("Vary", "Accept-Encoding"))
+
+        st.sent(entry, status)
+        self.send(status, payload, headers, truncate=truncate, drip=drip)
+
+    def send(self, status, payload, headers, truncate=None, drip=0.0):
+        """Write the whole response; headers and a small body go out in one write."""
+        if status < 200 or status in (204, 304):
+            payload = b""
+        try:
+            reason = HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Mock"
+        lines = ["HTTP/1.1 %d %s" % (status, reason),
+                 "Server: " + self.server_version,
+                 "Date: " + self.date_time_string()]
+        lines += ["%s: %s" % kv for kv in headers]
+        if status >= 200 and status not in (204, 304):
+            lines.append("Content-Length: %d" % len(payload))
+        if truncate is not None:
+            payload = payload[:max(0, truncate)]
+            self.close_connection = True          # peer sees EOF before Content-Length is met
+        elif self.close_connection:
+            lines.append("Connection: close")
+        else:
+            lines.append("Connection: keep-alive")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self.command == "HEAD":
+            payload = b""
+        self.log_request(status, len(payload))
+        if drip > 0 and payload:
+            self.wfile.write(head)
+            step = -(-len(payload) // 16)         # ~16 chunks (fewer for tiny bodies)
+            chunks = range(0, len(payload), step)
+            for k in chunks:
+                time.sleep(drip / len(chunks))
+                self.wfile.write(payload[k:k + step])
+        else:
+            self.wfile.write(head + payload)
+
+    def reset_connection(self):
+        """Abort with RST: SO_LINGER {on, 0} then close the fd (rfile holds a ref, close it too)."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.rfile.close()
+        self.connection.close()
+
+    # ---- control API
+
+    def control(self, path, qs, body):
+        st = self.server.state
+        m = self.command
+        if path == "/_mock/faults":
+            if m == "POST":
+                try:
+                    spec = json.loads(body or b"{}")
+                    ids = st.add_rules(spec if isinstance(spec, list) else [spec])
+                except (ValueError, TypeError) as e:
+                    return 400, {"ok": False, "error": str(e)}
+                return 200, {"ok": True, "ids": ids}
+            if m == "GET":
+                with st.lock:
+                    return 200, [r.as_json() for r in st.rules]
+            if m == "DELETE":
+                with st.lock:
+                    st.rules.clear()
+                return 200, {"ok": True}
+        elif path == "/_mock/requests":
+            if m == "GET":
+                want = qs.get("path", [None])[0]
+                with st.lock:
+                    log = [dict(e) for e in (st.log or ()) if want is None or e["path"] == want]
+                return 200, log
+            if m == "DELETE":
+                with st.lock:
+                    if st.log is not None:
+                        st.log.clear()
+                return 200, {"ok": True}
+        elif path == "/_mock/stats":
+            if m == "GET":
+                with st.lock:
+                    return 200, {"requests": st.requests, "by_path": dict(st.by_path),
+                                 "by_status": dict(st.by_status), "connections": st.connections,
+                                 "connections_total": st.connections_total}
+            if m == "DELETE":
+                with st.lock:
+                    st.reset_stats()
+                return 200, {"ok": True}
+        elif path == "/_mock/reset":
+            if m == "POST":
+                with st.lock:
+                    st.rules.clear()
+                    if st.log is not None:
+                        st.log.clear()
+                    st.weights.clear()
+                    st.reset_stats()
+                return 200, {"ok": True}
+        elif path == "/_mock/health":
+            return 200, {"ok": True}
+        else:
+            return 404, {"error": "not found", "path": path}
+        return 405, {"error": "method not allowed", "path": path}
+
+    # ---- routes
+
+    def route(self, path, query, body, family):
+        method = self.command
+        if family:
+            if method not in ("GET", "HEAD"):
+                return self.not_allowed(path)
+            status, payload = self.klines(family, query)
+            return status, payload, [("Content-Type", BINANCE_JSON_TYPE)]
+        if path == "/echo":
+            return 200, dumps({"method": method, "path": path, "query": query,
+                               "raw_query": urlsplit(self.path).query,
+                               "headers": self.header_dict(),
+                               "body": body.decode("utf-8", "replace")}), [("Content-Type", JSON_TYPE)]
+        if path.startswith("/static/"):
+            if method not in ("GET", "HEAD"):
+                return self.not_allowed(path)
+            return self.static(path[len("/static/"):], path)
+        if path == "/api/items":
+            if method not in ("GET", "HEAD"):
+                return self.not_allowed(path)
+            page = query.get("page") or "1"
+            if not page.isdigit():
+                return self.not_found(path)
+            return self.static("items/page-%d.json" % int(page), path)
+        return self.not_found(path)
+
+    def not_found(self, path):
+        return 404, dumps({"error": "not found", "path": path}), [("Content-Type", JSON_TYPE)]
+
+    def not_allowed(self, path):
+        return 405, dumps({"error": "method not allowed", "path": path}), [("Content-Type", JSON_TYPE)]
+
+    def static(self, rel, path):
+        root = self.server.http_dir
+        full = os.path.realpath(os.path.join(root, rel))
+        if not full.startswith(root + os.sep) or not os.path.isfile(full):
+            return self.not_found(path)
+        with open(full, "rb") as f:
+            data = f.read()
+        return 200, data, [("Content-Type", content_type(full))]
+
+    def klines(self, family, q):
+        try:
+            symbol, interval = q.get("symbol"), q.get("interval")
+            for name, val in (("symbol", symbol), ("interval", interval)):
+                if not val:
+                    raise KlineError(-1102, "Mandatory parameter '%s' was not sent, was empty/null, "
+                                            "or malformed." % name)
+            if interval not in INTERVAL_MS or (interval == "1s" and family != "api"):
+                raise KlineError(-1120, "Invalid interval.")
+            start, end, limit = (_param_int(q, k) for k in ("startTime", "endTime", "limit"))
+            max_limit = self.server.opts.spot_max_limit if family == "api" \
+                else self.server.opts.futures_max_limit
+            if limit is None:
+                limit = 500
+            if limit < 1 or limit > max_limit:
+                raise KlineError(-1130, "Invalid data sent for a parameter.")
+            if start is not None and end is not None and start > end:
+                raise KlineError(-1023, "Start time is greater than end time.")
+            return 200, self.server.klines.page(family, symbol, interval, start, end, limit)
+        except KlineError as e:
+            return e.response
+
+
+def _param_int(q, name):
+    v = q.get(name)
+    if v is None or v == "":
+        return None
+    if not v.isdigit() or len(v) > 20:
+        raise KlineError(-1100, "Illegal characters found in parameter '%s'; legal range is "
+                                "'^[0-9]{1,20}$'." % name)
+    return int(v)
+
+
+def _int_or(v, default):
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _truthy(v):
+    return v not in (None, False, 0, "", "0", "false", "False")
+
+
+def content_type(path):
+    ext = os.path.splitext(path)[1].lower()
+    return {".json": JSON_TYPE, ".txt": "text/plain; charset=utf-8", ".csv": "text/csv",
+            ".html": "text/html; charset=utf-8", ".xml": "application/xml",
+            ".gz": "application/gzip"}.get(ext, "application/octet-stream")
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Main
+
+
+class _Stop(Exception):
+    """Raised by the SIGTERM/SIGINT handler to leave the main wait."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="candled mock HTTP server (see module docstring)")
+    p.add_argument("--fixtures", required=True, help="fixtures directory (has http/ and binance/)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=0, help="0 = ephemeral")
+    p.add_argument("--port-file", help="also write the port number here (atomically)")
+    p.add_argument("--exit-on-stdin-eof", action="store_true")
+    p.add_argument("--verbose", action="store_true", help="log requests and handler errors to stderr")
+    p.add_argument("--bench-end-ms", type=int, help="BENCH klines: no openTime >= this (exclusive)")
+    p.add_argument("--spot-max-limit", type=int, default=1000)
+    p.add_argument("--futures-max-limit", type=int, default=1500)
+    p.add_argument("--max-log", type=int, default=50000, help="request log size (0 = keep none)")
+    p.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="close keep-alive connections idle this long (0 = never)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    server = MockServer((opts.host, opts.port), opts)
+    port = server.server_address[1]
+
+    # Signals raise in the main thread (setting an Event from a handler can deadlock if the
+    # signal lands while the main thread holds the Event's lock); stdin EOF sets the Event.
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if opts.exit_on_stdin_eof:
+        def watch_stdin():
+            try:
+                while sys.stdin.buffer.read1(65536):
+                    pass
+            except (OSError, ValueError):
+                pass
+            stop.set()
+        threading.Thread(target=watch_stdin, daemon=True).start()
+
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    if opts.port_file:
+        tmp = "%s.tmp.%d" % (opts.port_file, os.getpid())
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.replace(tmp, opts.port_file)
+    sys.stdout.write("PORT %d\n" % port)
+    sys.stdout.flush()
+
+    try:
+        stop.wait()
+    except _Stop:
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server.shutdown()
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
