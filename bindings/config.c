@@ -37,8 +37,9 @@ static void push_config(lua_State *L) {
 
 static int rtl_config_get(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int has_default = lua_gettop(L) >= 2;        /* counted before the config table is pushed */
   push_config(L);
-  if (rt_config_get(L, -1, path) == LUA_TNIL && lua_gettop(L) >= 2) {
+  if (rt_config_get(L, -1, path) == LUA_TNIL && has_default) {
     lua_pushvalue(L, 2);
     return 1;
   }

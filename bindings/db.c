@@ -97,12 +97,15 @@ static int rtl_db_exec(lua_State *L) {
   const char *sql = luaL_checklstring(L, 1, &len);
   sqlite3_stmt *st = prepare(L, s, 1, 2, "db.exec", &rest);
   if (rest < len && lua_gettop(L) > 1) luaL_error(L, "db.exec: parameters with several statements");
+  /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE, so DDL or a SELECT would
+  ** report a stale number: only trust it when the total moved during this call. */
+  int64_t total = sqlite3_total_changes64(rt_store_db(s));
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.exec");
   if (rest < len && (rc = rt_store_exec(s, sql + rest)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.exec");
-  int64_t n = sqlite3_changes64(rt_store_db(s));
+  int64_t n = sqlite3_total_changes64(rt_store_db(s)) != total ? sqlite3_changes64(rt_store_db(s)) : 0;
   if (!sqlite3_stmt_readonly(st)) rtl_count_rows(L, n);
   lua_pushinteger(L, n);
   return 1;

@@ -202,7 +202,7 @@ static int rtl_http_request(lua_State *L) {
 /* http.get(url [, opts]) */
 static int rtl_http_get(lua_State *L) {
   static const char *const get_opts[] = {"headers", "query", "timeout", "connect_timeout", "max_body", NULL};
-  luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);           /* not checkstring: http.get(42) is a bug, not a URL */
   rtl_check_opts(L, 2, "http.get", get_opts);
   lua_settop(L, 2);
   return start(L, 2, 1, "http.get");

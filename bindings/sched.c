@@ -2,7 +2,8 @@
 ** bindings/sched.c - Lua module "rt.sched": the runtime's scheduler, used by the embedded daemon
 ** code that loads scripts (runtime/lua/daemon.lua) and by the REPL.
 **
-**   sched.put{name=, every=seconds|"5m", cron="*\/5 * * * *", run=function, first_delay=seconds}
+**   sched.put{name=, every=seconds|"5m", cron="*\/5 * * * *", run=function, done=function(status),
+**             first_delay=seconds}                -- done runs after each run, outside the task
 **   sched.remove(name) -> bool
 **   sched.trigger(name) -> bool             -- run now (or right after the current run)
 **   sched.list() -> {{name=, every=, cron=, next_due=, running=, pending=, runs=, failures=,
@@ -21,7 +22,7 @@ static double check_every(lua_State *L, int idx) {
 }
 
 static int rtl_sched_put(lua_State *L) {
-  static const char *const allowed[] = {"name", "every", "cron", "run", "first_delay", NULL};
+  static const char *const allowed[] = {"name", "every", "cron", "run", "done", "first_delay", NULL};
   luaL_checktype(L, 1, LUA_TTABLE);
   rtl_check_opts(L, 1, "sched.put", allowed);
   rt_t *rt = rt_from_lua(L);
@@ -36,6 +37,10 @@ static int rtl_sched_put(lua_State *L) {
   if (!spec.cron && !(spec.every > 0)) return luaL_error(L, "sched.put %s: needs 'every' or 'cron'", spec.name);
   if (spec.cron && spec.every > 0) return luaL_error(L, "sched.put %s: give 'every' or 'cron', not both", spec.name);
   if (lua_getfield(L, 1, "run") != LUA_TFUNCTION) return luaL_error(L, "sched.put %s: 'run' must be a function", spec.name);
+  int dt = lua_getfield(L, 1, "done");
+  if (dt != LUA_TNIL && dt != LUA_TFUNCTION) return luaL_error(L, "sched.put %s: 'done' must be a function", spec.name);
+  if (dt == LUA_TNIL) lua_pop(L, 1);
+  spec.done = dt == LUA_TFUNCTION;
   if (!rt->sched) return luaL_error(L, "sched.put: there is no scheduler (only `candled run` schedules)");
   char err[256];
   if (rt_sched_put(rt, L, &spec, err, sizeof err) < 0) return luaL_error(L, "sched.put %s: %s", spec.name, err);

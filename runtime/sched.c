@@ -16,6 +16,7 @@
 #include "runtime/log.h"
 #include "runtime/store.h"
 #include "runtime/task.h"
+#include "runtime/vm.h"
 
 typedef struct entry_s {
   rt_sched_t *s;
@@ -24,6 +25,7 @@ typedef struct entry_s {
   char *cron;
   rt_cron_t cronc;
   int fn_ref;
+  int done_ref;                /* optional Lua function(status) called after each run, or LUA_NOREF */
   uv_timer_t timer;
   int timer_closed;            /* the timer's close callback ran */
   int removed;
@@ -58,7 +60,10 @@ static void entry_maybe_free(entry_t *e) {
   entry_t **pp = &s->head;
   while (*pp && *pp != e) pp = &(*pp)->next;
   if (*pp) *pp = e->next;
-  if (s->rt->L) rt_unref(s->rt, s->rt->L, e->fn_ref);
+  if (s->rt->L) {
+    rt_unref(s->rt, s->rt->L, e->fn_ref);
+    rt_unref(s->rt, s->rt->L, e->done_ref);
+  }
   free(e->name);
   free(e->cron);
   free(e);
@@ -108,6 +113,7 @@ static void on_uv_tick(uv_timer_t *tm) {
   } else {
     run_start(e);
   }
+  if (!e->cron) e->next_due += e->every;       /* the timer may fire a little early by the wall clock */
   arm(e, rt_now());
 }
 
@@ -132,6 +138,14 @@ static void on_run_done(rt_task_t *t, void *ud) {
   double ended = rt_now();
   if (rt->store && e->run_id > 0)
     rt_store_run_end(rt->store, e->run_id, ended, status, t->rows, error);
+  if (e->done_ref != LUA_NOREF && rt->L) {    /* after-run hook: outside the task, so not counted */
+    lua_rawgeti(rt->L, LUA_REGISTRYINDEX, e->done_ref);
+    lua_pushstring(rt->L, status);
+    if (rt_vm_pcall(rt->L, 1, 0) != LUA_OK) {
+      rt_log_write(rt->log, RT_LOG_WARN, e->name, lua_tostring(rt->L, -1), NULL);
+      lua_pop(rt->L, 1);
+    }
+  }
   e->runs++;
   if (strcmp(status, "ok") != 0) e->failures++;
   e->last_status = status;
@@ -190,13 +204,13 @@ int rt_sched_put(rt_t *rt, lua_State *L, const rt_sched_spec_t *spec, char *err,
   rt_sched_t *s = rt->sched;
   rt_cron_t cronc = {0};
   if (!s || s->closing) {
-    lua_pop(L, 1);
+    lua_pop(L, spec->done ? 2 : 1);
     snprintf(err, errlen, "the scheduler is stopped");
     return -1;
   }
   if (spec->cron ? rt_cron_parse(spec->cron, &cronc, err, errlen) < 0 : !(spec->every > 0)) {
     if (!spec->cron) snprintf(err, errlen, "%s: needs every > 0 or cron", spec->name);
-    lua_pop(L, 1);
+    lua_pop(L, spec->done ? 2 : 1);
     return -1;
   }
   entry_t *e = find(s, spec->name);
@@ -204,12 +218,13 @@ int rt_sched_put(rt_t *rt, lua_State *L, const rt_sched_spec_t *spec, char *err,
   if (fresh) {
     if (!(e = calloc(1, sizeof *e)) || !(e->name = strdup(spec->name))) {
       free(e);
-      lua_pop(L, 1);
+      lua_pop(L, spec->done ? 2 : 1);
       snprintf(err, errlen, "out of memory");
       return -1;
     }
     e->s = s;
     e->fn_ref = LUA_NOREF;
+    e->done_ref = LUA_NOREF;
     e->last_status = "never";
     uv_timer_init(&rt->loop, &e->timer);
     e->timer.data = e;
@@ -219,6 +234,8 @@ int rt_sched_put(rt_t *rt, lua_State *L, const rt_sched_spec_t *spec, char *err,
   int timing_changed = fresh || e->every != spec->every ||
                        (e->cron == NULL) != (spec->cron == NULL) ||
                        (e->cron && strcmp(e->cron, spec->cron) != 0);
+  rt_unref(rt, L, e->done_ref);
+  e->done_ref = spec->done ? rt_ref(rt, L) : LUA_NOREF;   /* pops done */
   rt_unref(rt, L, e->fn_ref);
   e->fn_ref = rt_ref(rt, L);                   /* pops f */
   if (timing_changed) {

@@ -32,6 +32,7 @@ typedef struct {
   double every;             /* seconds, > 0; or 0 when cron is used */
   const char *cron;         /* cron expression, or NULL */
   double first_delay;       /* seconds before the first interval run (0 = at once) */
+  int done;                 /* an after-run function is on the stack above the run function */
 } rt_sched_spec_t;
 
 typedef struct {
@@ -51,7 +52,8 @@ int rt_sched_init(rt_t *rt);
 /// Stop every timer (no new runs); running tasks are left alone. Handles close asynchronously.
 void rt_sched_close(rt_t *rt);
 
-/// Add or replace entry `spec->name` running the function on top of L ([f] -> []): on each run the
+/// Add or replace entry `spec->name` running the function on L ([f] or, with spec->done, [f done]
+/// -> []): `done(status)` is called (protected, not as a task) after each run. On each run the
 /// function is called as a task with no arguments; a first result of nil/false with a message as the
 /// second marks the run "failed". Replacing keeps a running run and its pending flag; the new timing
 /// and function apply from the next run. Returns 0 or -1 (message in err).

@@ -220,11 +220,13 @@ rt_task_t *rt_task_check_can_park(lua_State *L, const char *what) {
   if (!t)
     luaL_error(L, "%s: must be called from a task (a scheduled run, rt.task.spawn or candled eval), "
                   "not at load time or inside a coroutine of the script's own", what);
+  /* Before the yieldable test: inside db.tx the task is never yieldable (fn runs under lua_pcall
+  ** from C), and the C-call message would hide the real reason. */
+  if (t->rt->store && rt_store_tx_depth(t->rt->store) > 0)
+    luaL_error(L, "%s: cannot wait inside db.tx (it would hold the write lock while waiting)", what);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s: cannot wait inside a C call (a metamethod, table.sort comparator or "
                   "string.gsub callback)", what);
-  if (t->rt->store && rt_store_tx_depth(t->rt->store) > 0)
-    luaL_error(L, "%s: cannot wait inside db.tx (it would hold the write lock while waiting)", what);
   return t;
 }
 

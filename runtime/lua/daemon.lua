@@ -76,32 +76,46 @@ local function load_script(path)
   return mod
 end
 
+-- config section `section` entry `key` (script names hold dots, so no dotted path lookup).
+local function entry(section, key)
+  return config.get(section)[key] or {}
+end
+
 -- The script's options: its source's section, overlaid with scripts.<name>.
 local function script_config(name, mod)
   local cfg = {}
   if mod.source then
-    for k, v in pairs(config.get("sources." .. mod.source, {})) do cfg[k] = v end
+    for k, v in pairs(entry("sources", mod.source)) do cfg[k] = v end
   end
-  for k, v in pairs(config.get("scripts." .. name, {})) do cfg[k] = v end
+  for k, v in pairs(entry("scripts", name)) do cfg[k] = v end
   return cfg
 end
 
 local function enabled(name, mod)
-  if config.get("scripts." .. name .. ".enabled", true) == false then return false, "scripts." .. name .. ".enabled" end
-  if mod.source and config.get("sources." .. mod.source .. ".enabled", true) == false then
+  if entry("scripts", name).enabled == false then return false, "scripts." .. name .. ".enabled" end
+  if mod.source and entry("sources", mod.source).enabled == false then
     return false, "sources." .. mod.source .. ".enabled"
   end
   return true
 end
 
--- The function the scheduler runs as a task for each run of `name`.
+-- The function the scheduler runs as a task for each run of `name`, and the one it calls after
+-- each run (outside the task) to save ctx.state, whatever way the run ended.
 local function runner(name, mod)
-  local cfg = script_config(name, mod)
-  return function()
+  local cfg, last_ctx = script_config(name, mod), nil
+  local function run()
     local ctx = { name = name, config = cfg, state = load_state(name), log = log }
-    local _ <close> = setmetatable({}, { __close = function() save_state(name, ctx.state) end })
+    last_ctx = ctx
     return mod.run(ctx)
   end
+  local function done()
+    if last_ctx then
+      states[name] = last_ctx.state
+      save_state(name, last_ctx.state)
+      last_ctx = nil
+    end
+  end
+  return run, done
 end
 
 function M.start()
@@ -118,7 +132,7 @@ function M.start()
       log.error("script rejected", { file = f.path, error = why })
     elseif mod then
       local name = mod.name or f.module
-      local schedule = config.get("schedules." .. name, {})
+      local schedule = entry("schedules", name)
       local every, cron = schedule.every or mod.every, schedule.cron or mod.cron
       local on, switch = enabled(name, mod)
       if seen[name] then
@@ -128,7 +142,8 @@ function M.start()
       elseif every == nil and cron == nil then
         log.error("script rejected: needs 'every' or 'cron'", { file = f.path, name = name })
       else
-        local ok, perr = pcall(sched.put, { name = name, every = every, cron = cron, run = runner(name, mod) })
+        local run, done = runner(name, mod)
+        local ok, perr = pcall(sched.put, { name = name, every = every, cron = cron, run = run, done = done })
         if ok then
           seen[name] = f.path
           count = count + 1
