@@ -12,7 +12,8 @@
 **   h.id, h.name, h:status()                -- "ready" | "running" | "parked" | "ok" | "error" | "cancelled"
 **
 ** A handle holds a reference to the task's C struct, released by __gc, so it stays valid after the
-** task has ended.
+** task has ended; while a handle is alive the task's results are kept, so a join after the end
+** still returns them.
 */
 #include "bindings/bindings.h"
 
@@ -29,6 +30,7 @@ static void push_handle(lua_State *L, rt_task_t *t) {
   handle_t *h = lua_newuserdatauv(L, sizeof *h, 0);
   h->t = t;
   rt_task_ref(t);
+  t->handles++;
   luaL_setmetatable(L, HANDLE_MT);
 }
 
@@ -39,6 +41,7 @@ static rt_task_t *check_handle(lua_State *L, int idx) {
 static int handle_gc(lua_State *L) {
   handle_t *h = luaL_checkudata(L, 1, HANDLE_MT);
   if (h->t) {
+    h->t->handles--;
     rt_task_unref(h->t);
     h->t = NULL;
   }
@@ -132,11 +135,16 @@ static void on_joined(rt_task_t *child, void *ud) {
   join_wait_t *w = ud;
   lua_State *co = rt_task_thread(w->joiner);
   int n;
-  if (child->status == RT_TASK_OK) {
+  if (child->status == RT_TASK_OK && lua_checkstack(child->co, child->nres) &&
+      lua_checkstack(co, child->nres + 1)) {
     lua_pushboolean(co, 1);
-    for (int i = child->nres; i > 0; i--) lua_pushvalue(child->co, -i);
+    for (int i = 0; i < child->nres; i++) lua_pushvalue(child->co, -child->nres);   /* copy r1..rn */
     lua_xmove(child->co, co, child->nres);
     n = 1 + child->nres;
+  } else if (child->status == RT_TASK_OK) {
+    lua_pushboolean(co, 0);
+    lua_pushliteral(co, "task.join: too many results");
+    n = 2;
   } else {
     lua_pushboolean(co, 0);
     lua_pushstring(co, child->status == RT_TASK_ERROR ? child->error : "cancelled");
@@ -167,7 +175,14 @@ static int rtl_task_join(lua_State *L) {
   lua_settop(L, 1);
   if (child->state == RT_TASK_DONE) {
     lua_pushboolean(L, child->status == RT_TASK_OK);
-    if (child->status == RT_TASK_OK) return 1;
+    if (child->status == RT_TASK_OK) {           /* the results kept for this late join */
+      if (child->results_ref == LUA_NOREF) return 1;
+      luaL_checkstack(L, child->nres, "task.join: too many results");
+      lua_rawgeti(L, LUA_REGISTRYINDEX, child->results_ref);
+      for (int i = 1; i <= child->nres; i++) lua_rawgeti(L, 3, i);
+      lua_remove(L, 3);
+      return 1 + child->nres;
+    }
     lua_pushstring(L, child->status == RT_TASK_ERROR ? child->error : "cancelled");
     return 2;
   }

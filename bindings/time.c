@@ -145,15 +145,24 @@ static int rtl_time_format_iso(lua_State *L) {
   double t = luaL_checknumber(L, 1);
   rtl_check_opts(L, 2, "time.format_iso", allowed);
   int ms = rtl_opt_boolean(L, 2, "ms", 0, "time.format_iso");
-  time_t secs = (time_t)floor(t);
+  if (!(t > -1e12 && t < 1e12)) return luaL_argerror(L, 1, "time out of range");   /* NaN too */
+  /* Milliseconds are rounded, not truncated: 12:00:00.007 is stored as .006999969... */
+  long long total_ms = llround(t * 1000.0);
+  time_t secs = ms ? (time_t)floor((double)total_ms / 1000.0) : (time_t)floor(t);
   struct tm tm;
   char buf[40];
   if (!gmtime_r(&secs, &tm)) return luaL_argerror(L, 1, "time out of range");
   size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  if (ms) snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)((t - floor(t)) * 1000));
+  if (ms) snprintf(buf + n, sizeof buf - n, ".%03dZ", (int)(total_ms - (long long)secs * 1000));
   else snprintf(buf + n, sizeof buf - n, "Z");
   lua_pushstring(L, buf);
   return 1;
+}
+
+/* An integer when v is integral and fits lua_Integer (a cast of inf or 1e300 is undefined). */
+static void push_integral(lua_State *L, double v) {
+  if (v == floor(v) && v >= -9.2e18 && v <= 9.2e18) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
 }
 
 static double check_duration(lua_State *L, int idx) {
@@ -170,18 +179,14 @@ static double check_duration(lua_State *L, int idx) {
 
 /* time.duration("5m") -> 300 */
 static int rtl_time_duration(lua_State *L) {
-  double d = check_duration(L, 1);
-  if (d == floor(d)) lua_pushinteger(L, (lua_Integer)d);
-  else lua_pushnumber(L, d);
+  push_integral(L, check_duration(L, 1));
   return 1;
 }
 
 /* time.floor(t, "1h") -> start of the interval */
 static int rtl_time_floor(lua_State *L) {
   double t = luaL_checknumber(L, 1), d = check_duration(L, 2);
-  double f = floor(t / d) * d;
-  if (f == floor(f)) lua_pushinteger(L, (lua_Integer)f);
-  else lua_pushnumber(L, f);
+  push_integral(L, floor(t / d) * d);
   return 1;
 }
 

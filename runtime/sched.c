@@ -106,6 +106,15 @@ static void arm(entry_t *e, double now) {
 
 static void on_uv_tick(uv_timer_t *tm) {
   entry_t *e = tm->data;
+  /* libuv's loop time is cached (stale after slow work, e.g. loading scripts before uv_run) and the
+  ** delay is rounded down to whole ms, so a tick can come before next_due by the wall clock. Not due
+  ** yet: sleep the rest. Running now would run early, and for cron run twice (rt_cron_next(now)
+  ** would give this same minute again). */
+  double now = rt_now();
+  if (now < e->next_due) {
+    arm(e, now);
+    return;
+  }
   if (e->running) {
     if (!e->pending)
       rt_log_printf(e->s->rt->log, RT_LOG_DEBUG, e->name, "previous run still going: next run coalesced");

@@ -82,6 +82,7 @@ void rt_tasks_close(rt_t *rt) {
 void rt_task_ref(rt_task_t *t) { t->refcount++; }
 
 static void task_free(rt_task_t *t) {
+  if (t->rt->L) rt_unref(t->rt, t->rt->L, t->results_ref);
   rt_task_t **pp = &t->rt->tasks.head;
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
@@ -115,6 +116,7 @@ rt_task_t *rt_task_spawn(rt_t *rt, lua_State *L, int nargs, const char *name, rt
   snprintf(t->name, sizeof t->name, "%s", name ? name : "task");
   t->started = rt_now();
   t->refcount = 1;                             /* the runtime's, dropped when the task ends */
+  t->results_ref = LUA_NOREF;
   t->root = t;
   if (parent) {
     t->root = parent->root;
@@ -175,6 +177,13 @@ static void task_finish(rt_task_t *t, rt_task_status_t status) {
     free(w);
     w = next;
   }
+  if (status == RT_TASK_OK && t->nres > 0 && t->handles > 0) {   /* a handle may join later */
+    lua_State *co = t->co;
+    lua_createtable(co, t->nres, 0);
+    lua_insert(co, -(t->nres + 1));            /* [tbl r1..rn] */
+    for (int i = t->nres; i >= 1; i--) lua_rawseti(co, -(i + 1), i);
+    t->results_ref = rt_ref(rt, co);
+  }
   lua_settop(t->co, 0);
   rt_unref(rt, rt->L, t->co_ref);              /* the coroutine may be collected now */
   t->co_ref = LUA_NOREF;
@@ -183,7 +192,7 @@ static void task_finish(rt_task_t *t, rt_task_status_t status) {
     rt_task_unref(t->root);
     t->root = t;
   }
-  rt_task_unref(t);                            /* the runtime's reference */
+  t->refcount--;                               /* the runtime's reference (ours still holds t) */
   rt_task_unref(t);                            /* ours, taken above */
   if (rt->tasks.live == 0) rt_loop_tasks_idle(rt);
 }

@@ -32,6 +32,8 @@ struct rt_task_s {
   rt_task_state_t state;
   rt_task_status_t status;    /* meaningful once state == RT_TASK_DONE */
   int nres;                   /* results left on co when it ended OK */
+  int handles;                /* rt.task handles alive (bindings/task.c) */
+  int results_ref;            /* registry ref: {results} kept for a late h:join(), or LUA_NOREF */
   char *error;                /* message + traceback when status == RT_TASK_ERROR; owned */
   double started;             /* rt_now() at spawn */
   rt_task_t *root;            /* the task whose run this one belongs to (itself for top-level tasks) */

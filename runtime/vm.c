@@ -78,6 +78,7 @@ int rt_vm_open(rt_t *rt, const rt_vm_module_t *modules) {
   if (!L) return -1;
   rt->L = L;
   lua_atpanic(L, on_panic);
+  lua_gc(L, LUA_GCGEN, 0, 0);                  /* collectors make many short-lived row tables */
   luaL_openlibs(L);
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");              /* [package preload] */

@@ -1,0 +1,42 @@
+# The README's two commands. Both install what is missing (Debian packages, as root), then build.
+#   make run    build and start collecting with ./config.lua into SQLite (data/candled.db)
+#   make test   build and run the whole test suite: once plainly, once under ASan + UBSan
+DEPS := build-essential cmake pkg-config python3 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
+        libsqlite3-dev lua-cjson-dev
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+JOBS ?= 2
+
+.PHONY: deps build run test test-plain test-asan bench clean
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j$(JOBS)
+
+run: build
+	./build/candled run --config config.lua
+
+test: test-plain test-asan
+
+test-plain: build
+	ctest --test-dir build --output-on-failure -j$(JOBS)
+
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCANDLED_SANITIZE=ON >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	$(SAN_ENV) ctest --test-dir build-asan --output-on-failure -j$(JOBS)
+
+bench: deps
+	cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-rel -j$(JOBS)
+	python3 tests/bench/run_ingest.py --candled build-rel/candled --ceiling build-rel/tests/bench/sqlite_ceiling
+
+clean:
+	rm -rf build build-asan build-rel

@@ -1,0 +1,98 @@
+-- rt.json: lua-cjson configured for market data (NaN -> null, exact ms timestamps, json.null).
+local T = require "testlib"
+local json = require "rt.json"
+
+T.test("decode: objects, arrays, strings, numbers, booleans", function()
+  local v = json.decode('{"a":[1,2.5,-3e2,{"b":true}],"s":"x","f":false,"o":{}}')
+  T.eq(v, { a = { 1, 2.5, -300, { b = true } }, s = "x", f = false, o = {} })
+end)
+
+T.test("round trip: encode then decode gives the same value", function()
+  local values = {
+    { 1, 2, 3 }, { a = 1, b = { c = "d", e = { 1.5, "x" } } }, "text", 0, -1.25, true, false,
+    { s = 'quote " backslash \\ slash / newline \n tab \t nul \0 end' },
+  }
+  for i, v in ipairs(values) do T.eq(json.decode(json.encode(v)), v, "value " .. i) end
+end)
+
+T.test("encode: arrays, objects, empty table, escapes", function()
+  T.eq(json.encode({ 1, 2, 3 }), "[1,2,3]")
+  T.eq(json.encode({ a = 1 }), '{"a":1}')
+  T.eq(json.encode({}), "{}")
+  T.eq(json.encode("a\"b\\c\n"), '"a\\"b\\\\c\\n"')
+  T.eq(json.encode(true), "true")
+  T.eq(json.encode(1.5), "1.5")
+end)
+
+T.test("json.null: decoded JSON null, encodes as null", function()
+  local v = json.decode('{"a":null,"b":[null,1]}')
+  T.ok(v.a == json.null, "object member null is json.null")
+  T.ok(v.b[1] == json.null and v.b[2] == 1, "array element null keeps its slot")
+  T.ok(json.decode("null") == json.null)
+  T.eq(json.encode({ a = json.null }), '{"a":null}')
+  T.eq(json.encode({ json.null, 2 }), "[null,2]")
+end)
+
+T.test("NaN and infinities encode as null", function()
+  T.eq(json.encode(0 / 0), "null")
+  T.eq(json.encode({ math.huge, -math.huge, 1 }), "[null,null,1]")
+  T.eq(json.decode(json.encode({ x = 0 / 0 })).x, json.null)
+end)
+
+T.test("decode accepts NaN and Infinity from sources that send them", function()
+  local v = json.decode('[NaN, Infinity, -Infinity]')
+  T.ok(v[1] ~= v[1], "NaN")
+  T.eq(v[2], math.huge)
+  T.eq(v[3], -math.huge)
+end)
+
+T.test("big integers (ms timestamps) decode and encode exactly", function()
+  local v = json.decode("[1634943780000, 9007199254740992, -1634943780000]")
+  T.eq(v[1], 1634943780000)
+  T.eq(math.tointeger(v[1]), 1634943780000)
+  T.eq(v[2], 2 ^ 53)
+  T.eq(math.tointeger(v[3]), -1634943780000)
+  T.eq(math.type(v[1]), "float", "numbers decode as floats (use math.tointeger)")
+  T.eq(json.encode(1634943780000), "1634943780000")
+  T.eq(json.encode({ t = 1700000000000 }), '{"t":1700000000000}')
+  -- Binance kline rows: integers and decimal strings side by side
+  local row = json.decode('[1499040000000,"0.01634790","0.80000000",148976.11427815,1499644799999,308]')
+  T.eq(math.tointeger(row[1]), 1499040000000)
+  T.eq(row[2], "0.01634790")
+  T.eq(math.tointeger(row[5]), 1499644799999)
+end)
+
+T.test("unicode: \\u escapes (incl. surrogate pairs) decode to UTF-8, UTF-8 passes through", function()
+  T.eq(json.decode('"\\u00e9\\u4e2d\\ud83d\\ude00"'), "é中😀")
+  T.eq(json.decode('"é中😀"'), "é中😀")
+  T.eq(json.decode(json.encode({ name = "Ünïcödé 中文 🚀" })).name, "Ünïcödé 中文 🚀")
+end)
+
+T.test("decode raises on malformed input", function()
+  for _, bad in ipairs({ "", "{", '{"a":', "[1,]", "nope", "{'a':1}", '{"a" 1}', '"unterminated', "[1] x" }) do
+    T.raises(function() json.decode(bad) end, nil, "decoding " .. string.format("%q", bad))
+  end
+  T.raises(function() json.decode(string.rep("[", 2000)) end, "too many nested")
+  T.raises(function() json.decode() end, "argument")
+end)
+
+T.test("encode raises on what JSON cannot hold", function()
+  T.raises(function() json.encode(print) end, "Cannot serialise function")
+  local cyclic = {}
+  cyclic.self = cyclic
+  T.raises(function() json.encode(cyclic) end, "excessive nesting")
+end)
+
+T.test("safe.decode / safe.encode return nil, err instead of raising", function()
+  local v, err = json.safe.decode("{")
+  T.eq(v, nil)
+  T.ok(type(err) == "string" and err ~= "", "an error message")
+  T.eq(json.safe.decode('{"ok":1}'), { ok = 1 })
+  v, err = json.safe.encode(print)
+  T.eq(v, nil)
+  T.ok(err:find("Cannot serialise"), err)
+  T.eq(json.safe.encode({ 1 }), "[1]")
+  T.eq(json.safe.encode(0 / 0), "null", "the safe variant is configured the same way")
+end)
+
+T.run()
