@@ -100,6 +100,7 @@ static void add_row(lua_State *L, luaL_Buffer *b, int row) {
     lua_rawgeti(L, row, f);
     if (lua_isnil(L, -1)) {
       lua_pop(L, 1);
+      if (nf == 1) luaL_addstring(b, "\"\"");   /* a lone empty field: not a blank line */
       continue;
     }
     size_t n;
@@ -108,8 +109,9 @@ static void add_row(lua_State *L, luaL_Buffer *b, int row) {
     if (!copy) luaL_error(L, "csv: out of memory");
     memcpy(copy, s, n);
     lua_pop(L, 2);
-    int quote = n > 0 && (memchr(copy, ',', n) || memchr(copy, '"', n) || memchr(copy, '\r', n) ||
-                          memchr(copy, '\n', n) || copy[0] == ' ' || copy[n - 1] == ' ');
+    int quote = n > 0 ? (memchr(copy, ',', n) || memchr(copy, '"', n) || memchr(copy, '\r', n) ||
+                         memchr(copy, '\n', n) || copy[0] == ' ' || copy[n - 1] == ' ')
+                      : nf == 1;               /* a lone empty field: not a blank line */
     if (quote) luaL_addchar(b, '"');
     for (size_t i = 0; i < n; i++) {
       if (quote && copy[i] == '"') luaL_addchar(b, '"');

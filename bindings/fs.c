@@ -133,6 +133,7 @@ static int rtl_fs_mkdir(lua_State *L) {
   const char *path = luaL_checklstring(L, 1, &n);
   char buf[4096];
   if (n >= sizeof buf) return luaL_argerror(L, 1, "path too long");
+  if (n == 0) return push_errno(L, "fs.mkdir", path, ENOENT);   /* the loop starts at buf[1] */
   memcpy(buf, path, n + 1);
   for (char *p = buf + 1; ; p++) {
     if (*p == '/' || *p == 0) {

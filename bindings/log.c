@@ -15,8 +15,9 @@
 static int write_at(lua_State *L, rt_log_level_t level) {
   rt_t *rt = rt_from_lua(L);
   size_t mlen;
+  lua_settop(L, 2);                            /* [msg fields]: luaL_tolstring pushes above them */
+  if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   const char *msg = luaL_tolstring(L, 1, &mlen);  /* any value, like print */
-  if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   if (!rt_log_enabled(rt->log, level)) return 0;
   const char *fields = NULL;
   if (lua_istable(L, 2)) {

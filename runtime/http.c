@@ -15,6 +15,7 @@
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct sock_ctx_s {
   uv_poll_t poll;
@@ -390,7 +391,11 @@ int rt_http_start(rt_http_t *h, const rt_http_opts_t *o, rt_http_done_fn done, v
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");          /* every encoding libcurl decodes */
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);                  /* prefer multiplexing over new conns */
+  /* Prefer multiplexing over new connections, but only where HTTP/2 is possible (https, by ALPN):
+  ** with PIPEWAIT a plain http:// request would wait for the first response on a new connection
+  ** to learn it is HTTP/1.1, so a request that hangs would hold up every other to that host. */
+  if (o->url && strncasecmp(o->url, "https:", 6) == 0)
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);

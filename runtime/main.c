@@ -115,15 +115,20 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     return 1;
   }
   /* Relative paths in the config resolve against the config file's directory. */
-  char real[PATH_MAX];
-  if (have_file && realpath(config_path, real)) snprintf(rt->config_dir, sizeof rt->config_dir, "%s", dirname(real));
-  else if (!getcwd(rt->config_dir, sizeof rt->config_dir)) snprintf(rt->config_dir, sizeof rt->config_dir, ".");
+  char real[PATH_MAX], dir[PATH_MAX];
+  int have_real = have_file && realpath(config_path, real);
+  if (have_real) {
+    snprintf(dir, sizeof dir, "%s", real);     /* dirname() may write into its argument */
+    snprintf(rt->config_dir, sizeof rt->config_dir, "%s", dirname(dir));
+  } else if (!getcwd(rt->config_dir, sizeof rt->config_dir)) {
+    snprintf(rt->config_dir, sizeof rt->config_dir, ".");
+  }
   resolve_key(L, rt->config_dir, "database", "path");
   resolve_key(L, rt->config_dir, "paths", "scripts");
   resolve_key(L, rt->config_dir, "paths", "strategies");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
-  if (have_file) {
+  if (have_real) {
     lua_pushstring(L, real);
     lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
   }

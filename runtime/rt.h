@@ -54,7 +54,8 @@ struct rt_s {
 /* Stable upper-case error codes shown to Lua as the third `nil, msg, CODE` value. */
 #define RT_OK 0
 
-/// Initialise `rt` (zeroed by the caller) with a loop, logger, task queue and HTTP engine.
+/// Initialise `rt` (zeroed by the caller) with a loop, logger and task queue (main.c adds the
+/// Lua state, HTTP engine and store).
 /// Returns 0 or a negative libuv / -1 error with a message in `err`.
 int rt_init(rt_t *rt, char *err, size_t errlen);
 

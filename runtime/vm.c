@@ -76,6 +76,9 @@ void rt_vm_add_path(lua_State *L, const char *dir) {
 int rt_vm_open(rt_t *rt, const rt_vm_module_t *modules) {
   lua_State *L = lua_newstate(rt_alloc, rt);
   if (!L) return -1;
+  /* Lua leaves the main thread's extra space uninitialised and copies it into every new thread:
+  ** zero it, so rt_task_current() finds no task on the main thread or a script's own coroutines. */
+  memset(lua_getextraspace(L), 0, LUA_EXTRASPACE);
   rt->L = L;
   lua_atpanic(L, on_panic);
   lua_gc(L, LUA_GCGEN, 0, 0);                  /* collectors make many short-lived row tables */

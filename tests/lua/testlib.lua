@@ -139,6 +139,50 @@ function T.expect(fn, n)
   end
 end
 
+-- ---- a child candled ---------------------------------------------------------------------------
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+T.shell_quote = shell_quote
+
+-- The path of the running candled binary (this process, so the sanitizer build tests itself).
+function T.exe()
+  local f = assert(io.open("/proc/self/stat", "r"))
+  local pid = f:read("l"):match("^(%d+)")
+  f:close()
+  return "/proc/" .. pid .. "/exe"
+end
+
+local child_seq = 0
+
+-- Run `candled eval` on `source` in a child process and wait for it (this blocks the loop: keep
+-- children short). opts.config: config file path (default: this test's config; false: none),
+-- opts.env: extra environment {NAME = value | false to unset}, opts.cwd: working directory.
+-- Returns stdout+stderr text and the exit code.
+function T.candled(source, opts)
+  opts = opts or {}
+  local dir = assert(os.getenv("TEST_TMPDIR"), "TEST_TMPDIR is not set")
+  child_seq = child_seq + 1
+  local file = string.format("%s/child-%d.lua", dir, child_seq)
+  local f = assert(io.open(file, "w"))
+  f:write(source)
+  f:close()
+  local env = { "env" }
+  for k, v in pairs(opts.env or {}) do
+    env[#env + 1] = v == false and ("-u " .. k) or (k .. "=" .. shell_quote(v))
+  end
+  local config = opts.config
+  if config == nil then config = require("rt.config").file() end
+  local cmd = string.format("%s%s %s eval %s%s 2>&1", opts.cwd and ("cd " .. shell_quote(opts.cwd) .. " && ") or "",
+                            table.concat(env, " "), shell_quote(T.exe()),
+                            config and ("--config " .. shell_quote(config) .. " ") or "", shell_quote(file))
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return out, code
+end
+
 -- ---- running ----------------------------------------------------------------------------------
 
 local function live_tasks()

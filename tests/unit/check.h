@@ -37,8 +37,9 @@ static inline int check_report_(int ok, const char *file, int line, const char *
 #define CHECK_STR(a, b)                                                                     \
   __extension__({                                                                           \
     const char *ca_ = (a), *cb_ = (b);                                                      \
-    char cm_[1024];                                                                         \
-    snprintf(cm_, sizeof cm_, "%s == %s (\"%s\" != \"%s\")", #a, #b, ca_ ? ca_ : "(null)",  \
+    char cm_[1400];                                                                         \
+    snprintf(cm_, sizeof cm_, "%s == %s (\"%.500s\" != \"%.500s\")", #a, #b,                \
+             ca_ ? ca_ : "(null)",                                                          \
              cb_ ? cb_ : "(null)");                                                         \
     check_report_(ca_ && cb_ && strcmp(ca_, cb_) == 0, __FILE__, __LINE__, cm_);            \
   })
@@ -47,9 +48,9 @@ static inline int check_report_(int ok, const char *file, int line, const char *
 #define CHECK_HAS(hay, needle)                                                              \
   __extension__({                                                                           \
     const char *ca_ = (hay), *cb_ = (needle);                                               \
-    char cm_[1024];                                                                         \
-    snprintf(cm_, sizeof cm_, "%s contains %s (\"%s\" lacks \"%s\")", #hay, #needle,        \
-             ca_ ? ca_ : "(null)", cb_);                                                    \
+    char cm_[1400];                                                                         \
+    snprintf(cm_, sizeof cm_, "%s contains %s (\"%.500s\" lacks \"%.200s\")", #hay,         \
+             #needle, ca_ ? ca_ : "(null)", cb_);                                           \
     check_report_(ca_ && strstr(ca_, cb_) != NULL, __FILE__, __LINE__, cm_);                \
   })
 

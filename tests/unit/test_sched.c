@@ -2,6 +2,7 @@
 ** tests/unit/test_sched.c - runtime/cron.c (durations, cron expressions) and runtime/sched.c on a
 ** real libuv loop with a bare Lua state (rt_vm_open with no modules). Also exercises task parking
 ** (rt_task_check_can_park / rt_task_on_cancel / rt_task_park) through a tiny C `park(seconds)`.
+** The wall clock can be shifted (gettimeofday below) to test ticks near a minute boundary.
 */
 #include "runtime/sched.h"
 
@@ -229,6 +230,7 @@ static void rt_teardown(void) {
   CHECK(rt.tasks.head == NULL);
   CHECK(rt.sched == NULL);
   rt_close(&rt);
+  CHECK_EQ_INT(rt.refs, ref_baseline);
   CHECK(rt.L == NULL);
   CHECK(rt.loop.data == NULL);
   CHECK_EQ_INT(rt.tasks.live, 0);
@@ -291,14 +293,15 @@ static int lookup(const char *name) {
   return seen.name != NULL;
 }
 
-/* An interval entry runs its function as a task every 50 ms: about six runs in 0.3 s, each recorded
-** in the run history; at stop every ref, task and handle is released. */
-static void snapshot_tick(void) { lookup("tick"); }
+/* now() for Lua: the runtime's wall clock (rt_now). */
 static int l_now(lua_State *L) {
   lua_pushnumber(L, rt_now());
   return 1;
 }
 
+/* An interval entry runs its function as a task every 50 ms: about six runs in 0.3 s, each recorded
+** in the run history; at stop every ref, task and handle is released. */
+static void snapshot_tick(void) { lookup("tick"); }
 static void test_sched_interval_runs(void) {
   if (rt_setup() < 0) return;
   char err[256];
@@ -415,7 +418,14 @@ static int l_park(lua_State *L) {
   return rt_task_park(L, "park");
 }
 
-/* park() outside a task raises with a message naming the call. */
+/* park() outside a task raises with a message naming the call: on the main thread (load time) and
+** in a coroutine the script made itself inside a task. In a task it parks and resumes with true. */
+static void on_task_done_stop(rt_task_t *t, void *ud) {
+  (void)ud;
+  CHECK_EQ_INT(t->status, RT_TASK_OK);
+  CHECK_EQ_INT(t->yields, 1);
+  rt_stop(&rt, 0);
+}
 static void test_park_outside_task(void) {
   if (rt_setup() < 0) return;
   lua_register(rt.L, "park", l_park);
@@ -424,8 +434,21 @@ static void test_park_outside_task(void) {
   CHECK_HAS(lua_tostring(rt.L, -1), "park: must be called from a task");
   lua_pop(rt.L, 1);
   CHECK_EQ_INT(parks_live, 0);
-  rt_stop(&rt, 0);
+
+  push_fn("local ok, err = pcall(coroutine.wrap(function() return park(0.01) end))\n"
+          "own_coroutine = not ok and err or 'parked?'\n"
+          "parked = park(0.01)\n");
+  rt_task_t *t = rt_task_spawn(&rt, rt.L, 0, "parker", NULL);
+  CHECK(t != NULL);
+  CHECK(rt_task_current(rt.L) == NULL);
+  if (t) rt_task_on_done(t, on_task_done_stop, NULL);
   CHECK_EQ_INT(rt_run(&rt), 0);
+  lua_getglobal(rt.L, "own_coroutine");
+  CHECK_HAS(lua_tostring(rt.L, -1), "park: must be called from a task");
+  lua_getglobal(rt.L, "parked");
+  CHECK(lua_toboolean(rt.L, -1));
+  lua_pop(rt.L, 2);
+  CHECK_EQ_INT(parks_live, 0);
   rt_teardown();
 }
 

@@ -56,12 +56,14 @@ static int table_exists(rt_store_t *s, const char *name) {
 /* Prepared statements the connection holds (the cache owns all of them). */
 static int count_stmts(rt_store_t *s) {
   int n = 0;
-  for (sqlite3_stmt *st = sqlite3_next_stmt(rt_store_db(s), NULL); st; st = sqlite3_next_stmt(rt_store_db(s), st)) n++;
+  sqlite3 *db = rt_store_db(s);
+  for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st)) n++;
   return n;
 }
 
 static int stmt_cached(rt_store_t *s, const char *sql) {
-  for (sqlite3_stmt *st = sqlite3_next_stmt(rt_store_db(s), NULL); st; st = sqlite3_next_stmt(rt_store_db(s), st))
+  sqlite3 *db = rt_store_db(s);
+  for (sqlite3_stmt *st = sqlite3_next_stmt(db, NULL); st; st = sqlite3_next_stmt(db, st))
     if (strcmp(sqlite3_sql(st), sql) == 0) return 1;
   return 0;
 }
