@@ -44,10 +44,10 @@ static void bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx, const cha
     if (lua_isinteger(L, idx)) sqlite3_bind_int64(st, i, lua_tointeger(L, idx));
     else sqlite3_bind_double(st, i, lua_tonumber(L, idx));
     break;
-  case LUA_TSTRING: {
-    size_t n;
-    const char *s = lua_tolstring(L, idx, &n);
-    sqlite3_bind_text(st, i, s, (int)n, SQLITE_TRANSIENT);
+  case LUA_TSTRING: {                          /* STATIC: the string outlives the step (it sits */
+    size_t n;                                  /* on the stack or in the caller's row table) and */
+    const char *s = lua_tolstring(L, idx, &n); /* bindings are cleared before the next use */
+    sqlite3_bind_text(st, i, s, (int)n, SQLITE_STATIC);
     break;
   }
   default: luaL_error(L, "%s: parameter %d: cannot bind a %s", fn, i, luaL_typename(L, idx));
@@ -103,6 +103,7 @@ static int rtl_db_exec(lua_State *L) {
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
   sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.exec");
   if (rest < len && (rc = rt_store_exec(s, sql + rest)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.exec");
   int64_t n = sqlite3_total_changes64(rt_store_db(s)) != total ? sqlite3_changes64(rt_store_db(s)) : 0;
@@ -122,6 +123,7 @@ static int rtl_db_query(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.query");
   return 1;
 }
@@ -133,6 +135,7 @@ static int rtl_db_first(lua_State *L) {
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) push_row(L, st, sqlite3_column_count(st));
   sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (rc == SQLITE_ROW) return 1;
   if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.first");
   lua_pushnil(L);
@@ -322,7 +325,6 @@ static int rtl_db_upsert(lua_State *L) {
       }
       present += (t != LUA_TNIL);
       bind_value(L, ins, i, -1, "db.upsert");
-      if (upd) bind_value(L, upd, i, -1, "db.upsert");
       lua_pop(L, 1);
     }
     if (!positional) {                         /* a key outside the column list would be lost data */
@@ -338,18 +340,24 @@ static int rtl_db_upsert(lua_State *L) {
                    table, (int)r, ncol);
       }
     }
-    lua_pop(L, 1);
     rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) goto failed;
     if (sqlite3_changes(db) > 0) {
       inserted++;
-    } else if (upd) {
+    } else if (upd) {                          /* the key exists: bind the update only now */
+      for (int i = 1; i <= ncol; i++) {
+        if (positional) lua_rawgeti(L, row, i);
+        else lua_getfield(L, row, names[i]);
+        bind_value(L, upd, i, -1, "db.upsert");
+        lua_pop(L, 1);
+      }
       rc = sqlite3_step(upd);
       sqlite3_reset(upd);
       if (rc != SQLITE_DONE) goto failed;
       updated += sqlite3_changes(db) > 0;
     }
+    lua_pop(L, 1);                             /* the row */
   }
   if ((rc = rt_store_commit(s)) != SQLITE_OK) goto failed_at_commit;
   sqlite3_clear_bindings(ins);

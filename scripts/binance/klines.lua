@@ -39,8 +39,14 @@ local function fetch_page(cfg, symbol, interval, from)
   local candles, now = {}, time.now()
   for _, k in ipairs(rows) do
     if k[7] / 1000 >= now then break end        -- closes in the future: still forming
-    candles[#candles + 1] = { SOURCE, symbol, interval, math.tointeger(k[1] // 1000), tonumber(k[2]),
-      tonumber(k[3]), tonumber(k[4]), tonumber(k[5]), tonumber(k[6]), tonumber(k[8]), math.tointeger(k[9]) }
+    -- The decoded kline becomes the candle row in place (positional, in COLUMNS order):
+    -- [open_ms, o, h, l, c, volume, close_ms, quote_volume, trades, ...] -> COLUMNS.
+    local open_ms, qv, n = k[1], k[8], k[9]
+    k[11], k[10], k[9] = math.tointeger(n), tonumber(qv), tonumber(k[6])
+    k[8], k[7], k[6], k[5] = tonumber(k[5]), tonumber(k[4]), tonumber(k[3]), tonumber(k[2])
+    k[1], k[2], k[3], k[4] = SOURCE, symbol, interval, math.tointeger(open_ms // 1000)
+    k[12] = nil
+    candles[#candles + 1] = k
   end
   return candles, #rows == PAGE and #candles == #rows
 end

@@ -760,15 +760,14 @@ def main(argv=None):
         threading.Thread(target=watch_stdin, daemon=True).start()
 
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    if opts.port_file:
-        tmp = "%s.tmp.%d" % (opts.port_file, os.getpid())
-        with open(tmp, "w") as f:
-            f.write("%d\n" % port)
-        os.replace(tmp, opts.port_file)
-    sys.stdout.write("PORT %d\n" % port)
-    sys.stdout.flush()
-
-    try:
+    try:                                   # a signal may arrive as early as the port is known
+        if opts.port_file:
+            tmp = "%s.tmp.%d" % (opts.port_file, os.getpid())
+            with open(tmp, "w") as f:
+                f.write("%d\n" % port)
+            os.replace(tmp, opts.port_file)
+        sys.stdout.write("PORT %d\n" % port)
+        sys.stdout.flush()
         stop.wait()
     except _Stop:
         pass
