@@ -39,6 +39,9 @@ double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const
 const char *rtl_opt_string(lua_State *L, int idx, const char *key, const char *dflt, const char *fn);
 int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char *fn);
 
+/// Add json.decode_rows to the rt.json table on the top of the stack (bindings/json_rows.c).
+void rtl_json_add_rows(lua_State *L);
+
 /// Count rows written by the current task's run (no-op outside a task).
 void rtl_count_rows(lua_State *L, int64_t n);
 

@@ -6,6 +6,7 @@
 **   v, err   = json.safe.decode(text)   -- nil, message on malformed JSON
 **   text,err = json.safe.encode(v)
 **   json.null                           -- the JSON null sentinel in decoded data
+**   rows     = json.decode_rows(text)   -- fast path for arrays of arrays (bindings/json_rows.c)
 **
 ** NaN and infinities encode as null (sources send them; a dataset must not break on them).
 ** Numbers decode as Lua floats, exact up to 2^53 (use math.tointeger where an integer is needed).
@@ -43,6 +44,7 @@ int luaopen_rt_json(lua_State *L) {
   lua_setfield(L, -2, "encode");
   lua_getfield(L, raising, "null");
   lua_setfield(L, -2, "null");
+  rtl_json_add_rows(L);
   lua_newtable(L);                             /* [cjson safe M S] */
   lua_getfield(L, raising + 1, "decode");
   lua_setfield(L, -2, "decode");

@@ -14,6 +14,7 @@ local PAGE = 1000
 local COLUMNS = { "source", "instrument", "timeframe", "ts", "open", "high", "low", "close", "volume",
                   "quote_volume", "trades" }
 local KEYS = { "source", "instrument", "timeframe", "ts" }
+local DECIMALS = { numbers = { 2, 3, 4, 5, 6, 8 } }   -- kline fields Binance sends as decimal strings
 local NEWEST = "SELECT max(ts) AS ts FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?"
 
 local M = { name = "binance.klines", source = SOURCE, every = "1m" }
@@ -35,16 +36,16 @@ local function fetch_page(cfg, symbol, interval, from)
   if res.status ~= 200 then
     return nil, ("%s %s: HTTP %d: %s"):format(symbol, interval, res.status, res.body:sub(1, 200)), "HTTP"
   end
-  local rows = json.decode(res.body)
+  local rows = json.decode_rows(res.body, DECIMALS)
   local candles, now = {}, time.now()
   for _, k in ipairs(rows) do
     if k[7] / 1000 >= now then break end        -- closes in the future: still forming
     -- The decoded kline becomes the candle row in place (positional, in COLUMNS order):
     -- [open_ms, o, h, l, c, volume, close_ms, quote_volume, trades, ...] -> COLUMNS.
     local open_ms, qv, n = k[1], k[8], k[9]
-    k[11], k[10], k[9] = math.tointeger(n), tonumber(qv), tonumber(k[6])
-    k[8], k[7], k[6], k[5] = tonumber(k[5]), tonumber(k[4]), tonumber(k[3]), tonumber(k[2])
-    k[1], k[2], k[3], k[4] = SOURCE, symbol, interval, math.tointeger(open_ms // 1000)
+    k[11], k[10], k[9] = n, qv, k[6]
+    k[8], k[7], k[6], k[5] = k[5], k[4], k[3], k[2]
+    k[1], k[2], k[3], k[4] = SOURCE, symbol, interval, open_ms // 1000
     k[12] = nil
     candles[#candles + 1] = k
   end

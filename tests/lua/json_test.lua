@@ -95,4 +95,71 @@ T.test("safe.decode / safe.encode return nil, err instead of raising", function(
   T.eq(json.safe.encode(0 / 0), "null", "the safe variant is configured the same way")
 end)
 
+T.test("decode_rows: arrays of scalars with integers kept integral", function()
+  local rows = json.decode_rows(' [[1600000020000, "30667.09", 1.5e3, -2, true, false, null, ""],\n [] , [0.25]] ')
+  T.eq(#rows, 3)
+  local r = rows[1]
+  T.eq(math.type(r[1]), "integer")
+  T.eq(r[1], 1600000020000)
+  T.eq(r[2], "30667.09")
+  T.eq(math.type(r[3]), "float")
+  T.eq(r[3], 1500.0)
+  T.eq(r[4], -2)
+  T.eq(r[5], true)
+  T.eq(r[6], false)
+  T.ok(r[7] == json.null, "null is json.null")
+  T.eq(r[8], "")
+  T.eq(#rows[2], 0)
+  T.eq(rows[3][1], 0.25)
+  T.eq(json.decode_rows("[]"), {})
+  T.eq(math.type(json.decode_rows("[[99999999999999999999]]")[1][1]), "float", "overflow becomes a float")
+end)
+
+T.test("decode_rows: numbers = {...} turns decimal strings in those fields into floats", function()
+  local rows = json.decode_rows('[["1.5", "0.00000001", "7", 3, "x"], ["695011.47918450", "1e-3", "2", 4, "y"]]',
+                                { numbers = { 1, 2 } })
+  T.eq(rows[1], { 1.5, 1e-8, "7", 3, "x" })
+  T.eq(math.type(rows[1][1]), "float")
+  T.ok(rows[2][1] == tonumber("695011.47918450"), "correctly rounded, like tonumber")
+  T.eq(rows[2][2], 0.001)
+  T.raises(function() json.decode_rows('[["1.5"], ["abc"]]', { numbers = { 1 } }) end,
+           'row 2 field 1: "abc" is not a number')
+  T.raises(function() json.decode_rows('[[""]]', { numbers = { 1 } }) end, "is not a number")
+  T.raises(function() json.decode_rows("[]", { numbers = { 0 } }) end, "from 1 to 64")
+  T.raises(function() json.decode_rows("[]", { numbers = 2 }) end, "numbers must be a list")
+  T.raises(function() json.decode_rows("[]", { number = { 1 } }) end, "number")
+end)
+
+T.test("decode_rows: string escapes, unicode and surrogate pairs", function()
+  local rows = json.decode_rows([=[ [["a\"b\\c\/d\n\t", "\u00e9\u20ac", "\ud83d\ude00"]] ]=])
+  T.eq(rows[1][1], 'a"b\\c/d\n\t')
+  T.eq(rows[1][2], "é€")
+  T.eq(rows[1][3], "😀")
+end)
+
+T.test("decode_rows: agrees with decode on a kline fixture", function()
+  local http = require "rt.http"
+  local text = assert(http.get(os.getenv("MOCK_URL") .. "/api/v3/klines", {
+    query = { symbol = "BTCUSDT", interval = "1m", limit = 1000, startTime = 1634943780000 } })).body
+  local fast, slow = json.decode_rows(text), json.decode(text)
+  T.eq(#fast, 1000)
+  T.eq(#fast, #slow)
+  for i = 1, #slow do
+    for j = 1, #slow[i] do T.ok(fast[i][j] == slow[i][j], ("row %d field %d"):format(i, j)) end
+  end
+end)
+
+T.test("decode_rows raises on other shapes, naming the byte", function()
+  for bad, what in pairs({
+    ["{}"] = "expected '%[' %(an array of rows%) at byte 1", ["[1]"] = "expected '%[' %(a row%) at byte 2",
+    ["[[1,[2]]]"] = "nested value", ['[[{"a":1}]]'] = "nested value", ["[[1,]]"] = "unexpected character",
+    ["[[1]"] = "expected ',' or ']'", ["[[1]] x"] = "trailing characters", ['[["a]]'] = "unterminated string",
+    ['[["\\x"]]'] = "bad escape", ["[[nul]]"] = "unexpected character", ["[[1 2]]"] = "expected ',' or ']'",
+    ['[["\\u12"]]'] = "u escape", [""] = "at byte 1", ["[[-]]"] = "unexpected character",
+  }) do
+    T.raises(function() json.decode_rows(bad) end, what, ("decoding %q"):format(bad))
+  end
+  T.raises(function() json.decode_rows() end, "argument")
+end)
+
 T.run()
