@@ -23,6 +23,8 @@ int luaopen_rt_fs(lua_State *L);
 int luaopen_rt_csv(lua_State *L);
 int luaopen_rt_config(lua_State *L);
 int luaopen_rt_sched(lua_State *L);
+int luaopen_rt_budget(lua_State *L);
+int luaopen_rt_alert(lua_State *L);
 
 /* The registry key under which main.c stores the validated config table. */
 #define RTL_CONFIG_KEY "candled.config"
@@ -38,6 +40,9 @@ void rtl_check_opts(lua_State *L, int idx, const char *fn, const char *const *al
 double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const char *fn);
 const char *rtl_opt_string(lua_State *L, int idx, const char *key, const char *dflt, const char *fn);
 int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char *fn);
+
+/// Read the `weight` and `priority` options (rt.budget and rt.http) from the options table at o.
+void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *prio);
 
 /// Add json.decode_rows to the rt.json table on the top of the stack (bindings/json_rows.c).
 void rtl_json_add_rows(lua_State *L);

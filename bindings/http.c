@@ -2,22 +2,30 @@
 ** bindings/http.c - Lua module "rt.http".
 **
 **   res, err, code = http.request{method=, url=, headers=, query=, body=, timeout=, connect_timeout=,
-**                                 max_body=}
+**                                 max_body=, budget=, weight=, priority=}
 **   res, err, code = http.get(url [, opts])      -- opts: the same keys minus url/method
 **
 ** Both park the calling task. res = {status=, headers={lower-case name = value}, body=, time=, url=}.
 ** HTTP error statuses are normal results; err/code only for transport failures ("TIMEOUT",
 ** "ECONNREFUSED", "ECONNRESET", "TRUNCATED", "DNS", "TLS", "TOO_LARGE", ...).
+**
+** With `budget` (a name from config budgets), the request waits for admission (weight units,
+** priority "realtime" | "backfill" | "discovery"), a 429 pauses the budget and sends it again, and
+** 5xx / transient failures are retried with backoff (runtime/request.c). More codes then:
+** "BANNED", "BREAKER_OPEN", "QUEUE_FULL".
 */
 #include "bindings/bindings.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/budget.h"
 #include "runtime/http.h"
+#include "runtime/request.h"
 
 static const char *const request_opts[] = {"method", "url", "headers", "query", "body", "timeout",
-                                           "connect_timeout", "max_body", NULL};
+                                           "connect_timeout", "max_body", "budget", "weight",
+                                           "priority", NULL};
 
 /* The completion: runs on the loop; pushes the results on the parked task and resumes it. */
 static void on_request_done(const rt_http_result_t *r, void *ud) {
@@ -53,6 +61,7 @@ static void on_request_done(const rt_http_result_t *r, void *ud) {
 }
 
 static void cancel_request(void *req) { rt_http_abort(req); }
+static void cancel_budgeted(void *req) { rt_request_abort(req); }
 
 /* A growable C string: the URL with its query is built here, away from the Lua stack. */
 typedef struct {
@@ -182,10 +191,26 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
   }
   opts.headers = lines;
   opts.nheaders = nh;
-  rt_http_req_t *req;
   const char *code;
   char errbuf[256];
+  const char *budget = rtl_opt_string(L, o, "budget", NULL, fn);
   if (!rt->http) return rtl_push_fail(L, "http: the engine is shut down", "ECANCELED");
+  if (budget) {
+    rt_request_opts_t ro = {opts, 1, RT_PRIO_REALTIME, t->root->name};
+    rt_budget_t *b = rt_budget_find(rt->budgets, budget);
+    if (!b) luaL_error(L, "%s: unknown budget '%s' (declare it under budgets in config.lua)", fn, budget);
+    int prio;
+    rtl_budget_opts(L, o, fn, &ro.weight, &prio);
+    ro.prio = (rt_prio_t)prio;
+    rt_request_t *breq;
+    if (rt_request_start(rt, b, &ro, on_request_done, t, &breq, &code, errbuf, sizeof errbuf) < 0)
+      return rtl_push_fail(L, errbuf, code);
+    rt_task_on_cancel(t, cancel_budgeted, breq);
+    return rt_task_park(L, fn);
+  }
+  if (has_o && (lua_getfield(L, o, "weight") != LUA_TNIL || lua_getfield(L, o, "priority") != LUA_TNIL))
+    luaL_error(L, "%s: options 'weight' and 'priority' need a 'budget'", fn);
+  rt_http_req_t *req;
   if (rt_http_start(rt->http, &opts, on_request_done, t, &req, &code, errbuf, sizeof errbuf) < 0)
     return rtl_push_fail(L, errbuf, code);
   rt_task_on_cancel(t, cancel_request, req);   /* libcurl copied url, headers and body */
@@ -201,7 +226,8 @@ static int rtl_http_request(lua_State *L) {
 
 /* http.get(url [, opts]) */
 static int rtl_http_get(lua_State *L) {
-  static const char *const get_opts[] = {"headers", "query", "timeout", "connect_timeout", "max_body", NULL};
+  static const char *const get_opts[] = {"headers", "query", "timeout", "connect_timeout", "max_body",
+                                         "budget", "weight", "priority", NULL};
   luaL_checktype(L, 1, LUA_TSTRING);           /* not checkstring: http.get(42) is a bug, not a URL */
   rtl_check_opts(L, 2, "http.get", get_opts);
   lua_settop(L, 2);

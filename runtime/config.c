@@ -35,6 +35,7 @@ static const rt_cfield_t paths_fields[] = {
   END};
 static const rt_cfield_t runtime_fields[] = {
   {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
+  {"alert_after_failures", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
   END};
 static const rt_cfield_t http_fields[] = {
   {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL},
@@ -59,6 +60,35 @@ static const rt_cfield_t schedule_fields[] = {
   END};
 static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NULL, NULL, 0, NULL};
 
+static const rt_cfield_t window_fields[] = {
+  {"per", RT_CT_ANY, NULL, NULL, NULL, 0, NULL},          /* a duration or "month": budget.c checks */
+  {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL},
+  END};
+static const rt_cfield_t window_elem = {"*", RT_CT_TABLE, window_fields, NULL, NULL, 0, NULL};
+static const rt_cfield_t backoff_fields[] = {
+  {"base", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL},
+  {"cap", RT_CT_NUMBER, NULL, NULL, "300", 0, NULL},
+  END};
+static const rt_cfield_t breaker_fields[] = {
+  {"failures", RT_CT_INTEGER, NULL, NULL, "5", 0, NULL},
+  {"cooldown", RT_CT_DURATION, NULL, NULL, "60", 0, NULL},
+  END};
+static const rt_cfield_t ban_fields[] = {
+  {"after_429s", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
+  {"duration", RT_CT_DURATION, NULL, NULL, "600", 0, NULL},
+  END};
+static const rt_cfield_t budget_fields[] = {
+  {"windows", RT_CT_LIST, NULL, &window_elem, NULL, 0, NULL},
+  {"reserve", RT_CT_NUMBER, NULL, NULL, "0", 0, NULL},
+  {"used_weight_header", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  {"retries", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
+  {"queue", RT_CT_INTEGER, NULL, NULL, "10000", 0, NULL},
+  {"backoff", RT_CT_TABLE, backoff_fields, NULL, NULL, 0, NULL},
+  {"breaker", RT_CT_TABLE, breaker_fields, NULL, NULL, 0, NULL},
+  {"ban", RT_CT_TABLE, ban_fields, NULL, NULL, 0, NULL},
+  END};
+static const rt_cfield_t budget_elem = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL};
+
 static const rt_cfield_t root_fields[] = {
   {"database", RT_CT_TABLE, database_fields, NULL, NULL, 0, NULL},
   {"log", RT_CT_TABLE, log_fields, NULL, NULL, 0, NULL},
@@ -68,6 +98,7 @@ static const rt_cfield_t root_fields[] = {
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL},
+  {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL},
   END};
 
 const rt_cfield_t rt_config_schema = {"", RT_CT_TABLE, root_fields, NULL, NULL, 0, NULL};

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "runtime/budget.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
 #include "runtime/sched.h"
@@ -76,6 +77,7 @@ static void stop_handles(rt_t *rt) {
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
   }
   if (rt->sched) rt_sched_close(rt);
+  if (rt->budgets) rt_budgets_close(rt->budgets);   /* persists counts; no task is left to wait */
   if (rt->http) {
     rt_http_close(rt->http);   /* frees itself from its last close callback */
     rt->http = NULL;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bindings/bindings.h"
+#include "runtime/budget.h"
 #include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
@@ -35,7 +36,8 @@ static const rt_vm_module_t modules[] = {
   {"rt.http", luaopen_rt_http}, {"rt.db", luaopen_rt_db},     {"rt.json", luaopen_rt_json},
   {"rt.time", luaopen_rt_time}, {"rt.task", luaopen_rt_task}, {"rt.log", luaopen_rt_log},
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
-  {"rt.sched", luaopen_rt_sched}, {NULL, NULL}};
+  {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
+  {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
@@ -171,6 +173,16 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: database.path: %s\n", err);
     return 1;
   }
+  /* budgets (after the store: they load persisted counts and bans) */
+  if (rt_budgets_open(rt, L, -1, err, sizeof err) < 0) {
+    lua_getfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
+    fprintf(stderr, "candled: %s: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "(config)", err);
+    lua_pop(L, 1);
+    return 1;
+  }
+  rt_config_get(L, -1, "runtime.alert_after_failures");
+  rt->alert_after_failures = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
   /* require: scripts/ (lib modules) and the config directory (strategies.<name>) */
   rt_config_get(L, -1, "paths.scripts");
   rt_vm_add_path(L, lua_tostring(L, -1));

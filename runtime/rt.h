@@ -19,6 +19,7 @@ typedef struct rt_task_s rt_task_t;
 typedef struct rt_http_s rt_http_t;
 typedef struct rt_store_s rt_store_t;
 typedef struct rt_sched_s rt_sched_t;
+typedef struct rt_budgets_s rt_budgets_t;
 
 /* The list of live tasks and the ready queue (task.c). */
 typedef struct rt_tasks_s {
@@ -38,6 +39,7 @@ struct rt_s {
   rt_http_t *http;
   rt_store_t *store;        /* NULL until the database is opened */
   rt_sched_t *sched;        /* NULL outside `candled run` */
+  rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
@@ -48,6 +50,7 @@ struct rt_s {
   uv_timer_t grace;         /* shutdown grace period */
   long http_max_body;       /* default body limit for rt.http (config http.max_body) */
   double shutdown_grace;    /* seconds running tasks get to finish after SIGINT/SIGTERM */
+  int alert_after_failures; /* consecutive failed runs of a script that raise a run_failing alert */
   char config_dir[4096];    /* directory relative paths in the config resolve against */
 };
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/alert.h"
 #include "runtime/log.h"
 #include "runtime/store.h"
 #include "runtime/task.h"
@@ -145,8 +146,18 @@ static void on_run_done(rt_task_t *t, void *ud) {
     error = strdup(why ? why : "run returned nil");
   }
   double ended = rt_now();
-  if (rt->store && e->run_id > 0)
+  if (rt->store && e->run_id > 0) {
     rt_store_run_end(rt->store, e->run_id, ended, status, t->rows, error);
+    int streak = rt_store_collector_update(rt->store, e->name, e->run_started, ended, status, t->rows, error);
+    if (streak == 0) {
+      rt_alert_resolve(rt, "run_failing", e->name);
+    } else if (rt->alert_after_failures > 0 && streak >= rt->alert_after_failures) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s: %d runs in a row did not succeed; last: %s", e->name, streak,
+               error ? error : status);
+      rt_alert_raise(rt, "run_failing", e->name, "error", msg);
+    }
+  }
   if (e->done_ref != LUA_NOREF && rt->L) {    /* after-run hook: outside the task, so not counted */
     lua_rawgeti(rt->L, LUA_REGISTRYINDEX, e->done_ref);
     lua_pushstring(rt->L, status);

@@ -54,6 +54,27 @@ static const char *const core_steps[] = {
   "  status TEXT NOT NULL, rows INTEGER NOT NULL DEFAULT 0, error TEXT);"
   "CREATE INDEX runs_by_script ON runs (script, started);"
   "CREATE TABLE script_state (script TEXT PRIMARY KEY, state TEXT NOT NULL, updated REAL NOT NULL);",
+  /* 3: collector metadata, alerts, budget state and metrics */
+  "CREATE TABLE collectors ("
+  "  script TEXT PRIMARY KEY, runs INTEGER NOT NULL DEFAULT 0, ok INTEGER NOT NULL DEFAULT 0,"
+  "  failures INTEGER NOT NULL DEFAULT 0, consecutive_failures INTEGER NOT NULL DEFAULT 0,"
+  "  rows INTEGER NOT NULL DEFAULT 0, total_duration REAL NOT NULL DEFAULT 0,"
+  "  mean_duration REAL, success_rate REAL, last_run REAL, last_status TEXT, last_success REAL,"
+  "  last_error TEXT, last_error_at REAL);"
+  "CREATE TABLE alerts ("
+  "  id INTEGER PRIMARY KEY, kind TEXT NOT NULL, subject TEXT NOT NULL, level TEXT NOT NULL,"
+  "  message TEXT NOT NULL, opened REAL NOT NULL, last_seen REAL NOT NULL,"
+  "  count INTEGER NOT NULL DEFAULT 1, resolved REAL);"
+  "CREATE UNIQUE INDEX alerts_open ON alerts (kind, subject) WHERE resolved IS NULL;"
+  "CREATE TABLE budget_state ("
+  "  budget TEXT NOT NULL, key TEXT NOT NULL, start REAL NOT NULL, value REAL NOT NULL, note TEXT,"
+  "  PRIMARY KEY (budget, key));"
+  "CREATE TABLE budget_metrics ("
+  "  budget TEXT NOT NULL, minute INTEGER NOT NULL, requests INTEGER NOT NULL DEFAULT 0,"
+  "  weight REAL NOT NULL DEFAULT 0, waits INTEGER NOT NULL DEFAULT 0,"
+  "  wait_seconds REAL NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,"
+  "  throttled INTEGER NOT NULL DEFAULT 0, banned INTEGER NOT NULL DEFAULT 0,"
+  "  failures INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (budget, minute));",
 };
 
 static uint32_t hash_sql(const char *s, size_t n) {
@@ -289,4 +310,36 @@ int rt_store_run_end(rt_store_t *s, int64_t id, double ended, const char *status
   rc = sqlite3_step(st);
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int rt_store_collector_update(rt_store_t *s, const char *script, double started, double ended,
+                              const char *status, int64_t rows, const char *error) {
+  sqlite3_stmt *st;
+  /* ?1 script ?2 ended ?3 ok (0/1) ?4 rows ?5 duration ?6 status ?7 error */
+  static const char sql[] =
+    "INSERT INTO collectors (script, runs, ok, failures, consecutive_failures, rows, total_duration,"
+    "  mean_duration, success_rate, last_run, last_status, last_success, last_error, last_error_at)"
+    " VALUES (?1, 1, ?3, 1 - ?3, 1 - ?3, ?4, ?5, ?5, ?3, ?2, ?6,"
+    "  CASE WHEN ?3 THEN ?2 END, ?7, CASE WHEN ?3 THEN NULL ELSE ?2 END)"
+    " ON CONFLICT (script) DO UPDATE SET runs = runs + 1, ok = ok + ?3, failures = failures + 1 - ?3,"
+    "  consecutive_failures = CASE WHEN ?3 THEN 0 ELSE consecutive_failures + 1 END,"
+    "  rows = rows + ?4, total_duration = total_duration + ?5,"
+    "  mean_duration = (total_duration + ?5) / (runs + 1), success_rate = (ok + ?3) * 1.0 / (runs + 1),"
+    "  last_run = ?2, last_status = ?6, last_success = CASE WHEN ?3 THEN ?2 ELSE last_success END,"
+    "  last_error = CASE WHEN ?3 THEN last_error ELSE ?7 END,"
+    "  last_error_at = CASE WHEN ?3 THEN last_error_at ELSE ?2 END"
+    " RETURNING consecutive_failures";
+  int rc = rt_store_prepare(s, sql, sizeof sql - 1, &st, NULL);
+  if (rc != SQLITE_OK) return -1;
+  int ok = strcmp(status, "ok") == 0;
+  sqlite3_bind_text(st, 1, script, -1, SQLITE_STATIC);
+  sqlite3_bind_double(st, 2, ended);
+  sqlite3_bind_int(st, 3, ok);
+  sqlite3_bind_int64(st, 4, rows);
+  sqlite3_bind_double(st, 5, ended - started);
+  sqlite3_bind_text(st, 6, status, -1, SQLITE_STATIC);
+  if (error) sqlite3_bind_text(st, 7, error, -1, SQLITE_STATIC);
+  int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+  sqlite3_reset(st);
+  return n;
 }

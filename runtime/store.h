@@ -50,6 +50,10 @@ int64_t rt_store_run_begin(rt_store_t *s, const char *script, double started);
 int rt_store_run_end(rt_store_t *s, int64_t id, double ended, const char *status, int64_t rows,
                      const char *error);
 
+/// Per-collector metadata (table collectors): fold one finished run into the script's counts,
+/// means and last success/error. Returns the script's consecutive failures now, or -1 on error.
+int rt_store_collector_update(rt_store_t *s, const char *script, double started, double ended,
+                              const char *status, int64_t rows, const char *error);
 /// The last error message of the connection.
 const char *rt_store_errmsg(rt_store_t *s);
 /// A stable name for an SQLite result code: "SQLITE_BUSY", "SQLITE_CONSTRAINT", ...

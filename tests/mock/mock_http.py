@@ -78,14 +78,47 @@ Control API (never recorded, never counted, never faulted):
     GET    /_mock/requests   recorded requests, oldest first (?path=P filters):
                              {"method","path","query" (first values),"headers" (lower-case names),
                               "time" (epoch float),"status" (int sent, "reset", or null while in
-                              flight),"fault" (injected settings or null)}; at most --max-log kept
+                              flight),"fault" (injected settings or null)}; at most --max-log kept.
+                             Requests the limiter saw also have "weight" and "limiter" ("admit",
+                             429 or 418).
     DELETE /_mock/requests   clear the log
     GET    /_mock/stats      {"requests": n, "by_path": {...}, "by_status": {...},
                               "connections": TCP connections that carried >= 1 non-control request,
                               "connections_total": every accepted TCP connection}
     DELETE /_mock/stats      zero the counters (connections too)
-    POST   /_mock/reset      all of the above: rules, log, stats, weight counters
+    POST   /_mock/limiter    enable the rate limiter (below), replacing its config, zeroing its
+                             counters; answers the counters plus "ok"; 400 on an unknown key or a
+                             bad value. {"limit": 0} disables it.
+    GET    /_mock/limiter    {"enabled","limit","window","ban","prefix","used" (weight in the
+                              window now),"requests","admitted","admitted_weight","r429","r418",
+                              "bans","max_used" (most weight ever in one window),"first_admit",
+                              "last_admit" (monotonic s since enabled, or null),"banned_for",
+                              "paused_for" (s left, 0 when none)}
+    DELETE /_mock/limiter    disable the limiter; its counters stay readable
+    POST   /_mock/reset      all of the above: rules, log, stats, weight counters, limiter (off,
+                             counters zeroed)
     GET    /_mock/health     {"ok": true}
+
+Rate limiter (Binance / GeckoTerminal style, strict; off until configured). POST /_mock/limiter
+    {"limit": 10,           weight units per sliding `window` (the defaults are these values)
+     "window": 2.0,         seconds; a sliding log of (monotonic time, weight) of admitted requests
+     "ban": 5.0,            seconds of 418 ban for ignoring a 429
+     "prefix": "/",         only paths starting with this are limited; /_mock/* never are
+     "weight_param": "_w",  query parameter with the request's weight (default 1, non-integer 1,
+                            negative 0); removed before routing/logging if it starts with "_"
+     "used_header": "X-Used-Weight",  weight used in the window after admitting (like Binance's
+                            X-MBX-USED-WEIGHT-1M) on admitted responses and 429s; null = none;
+                            replaces a same-named header (e.g. the klines weight header)
+     "retry_after": null}   Retry-After of 429s: this number, or null = computed (below)
+    Each limited request (counted in "requests"), under one lock, now = time.monotonic():
+    1. banned (now < ban end): 418 {"code":-1003,"msg":"banned"}, Retry-After = ceil(seconds left).
+    2. paused (a 429 was sent and its Retry-After has not passed): the client ignored it; start a
+       ban of `ban` seconds ("bans" += 1) and answer 418 as in 1.
+    3. drop log entries at least `window` old; if used + weight > limit: 429
+       {"code":-1003,"msg":"rate limited"}, Retry-After = "retry_after" or ceil(seconds until enough
+       old entries expire for this weight to fit; `window` if it never fits), at least 1; the pause
+       lasts that long. 429/418 skip fault rules, query faults and routing.
+    4. else admit: log (now, weight) and handle the request normally, adding used_header.
 """
 import argparse
 import bisect
@@ -93,6 +126,7 @@ import collections
 import glob
 import gzip
 import json
+import math
 import os
 import signal
 import socket
@@ -317,6 +351,7 @@ class State:
         self.next_rule_id = 1
         self.log = collections.deque(maxlen=max_log) if max_log > 0 else None
         self.weights = {}                        # family -> [minute, used weight]
+        self.limiter = Limiter()
         self.reset_stats()
 
     def reset_stats(self):
@@ -371,6 +406,145 @@ class State:
                 w = self.weights[family] = [minute, 0]
             w[1] += weight
             return w[1]
+
+
+class Limiter:
+    """Strict sliding-window rate limiter with 429 -> 418 ban escalation (Binance-like).
+
+    One instance per server; every method takes self.lock (never the State lock). `clock` is
+    time.monotonic unless a test swaps it."""
+
+    DEFAULTS = {"limit": 10, "window": 2.0, "ban": 5.0, "prefix": "/", "weight_param": "_w",
+                "used_header": "X-Used-Weight", "retry_after": None}
+
+    def __init__(self, clock=time.monotonic):
+        self.lock = threading.Lock()
+        self.clock = clock
+        self.configure({"limit": 0})
+
+    @classmethod
+    def parse(cls, spec):
+        """Validate a POST body -> config dict (ValueError on anything odd)."""
+        if not isinstance(spec, dict):
+            raise ValueError("the limiter config must be a JSON object")
+        unknown = sorted(set(spec) - set(cls.DEFAULTS))
+        if unknown:
+            raise ValueError("unknown limiter key(s): %s" % ", ".join(unknown))
+        cfg = dict(cls.DEFAULTS)
+        cfg.update({k: v for k, v in spec.items()          # null = default, except these two
+                    if v is not None or k in ("retry_after", "used_header")})
+
+        def number(k, minimum, strict=False):
+            v = cfg[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < minimum or \
+                    (strict and v == minimum):
+                raise ValueError("%s must be a number %s %s" % (k, ">" if strict else ">=", minimum))
+            return v
+
+        number("limit", 0)
+        if cfg["limit"] > 0:
+            number("window", 0, strict=True)
+            number("ban", 0)
+            if cfg["retry_after"] is not None:
+                number("retry_after", 0)
+        for k in ("prefix", "weight_param"):
+            if not isinstance(cfg[k], str) or not cfg[k]:
+                raise ValueError("%s must be a non-empty string" % k)
+        if cfg["used_header"] is not None and not isinstance(cfg["used_header"], str):
+            raise ValueError("used_header must be a string or null")
+        return cfg
+
+    def configure(self, spec):
+        """Replace the config and zero every counter; {"limit": 0} leaves the limiter off."""
+        cfg = self.parse(spec)
+        with self.lock:
+            self.cfg = cfg
+            self.enabled = cfg["limit"] > 0
+            self.log = collections.deque()       # (monotonic time, weight) of admitted requests
+            self.used = 0                        # sum of the weights in self.log
+            self.ban_until = self.pause_until = 0.0
+            self.t0 = self.clock()
+            self.requests = self.admitted = self.admitted_weight = 0
+            self.r429 = self.r418 = self.bans = self.max_used = 0
+            self.first_admit = self.last_admit = None
+
+    def disable(self):
+        """Stop limiting; counters stay readable."""
+        with self.lock:
+            self.enabled = False
+
+    def take_weight(self, qs):
+        """Pop the weight parameter from parse_qs() output if it is a mock one ("_..."), then
+        -> the request's weight (default 1; a non-integer counts 1, a negative one 0)."""
+        with self.lock:
+            name = self.cfg["weight_param"]
+        vals = qs.pop(name, None) if name.startswith("_") else qs.get(name)
+        return max(0, _int_or(vals[0], 1)) if vals else 1
+
+    def _expire(self, now):
+        log, horizon = self.log, now - self.cfg["window"]
+        while log and log[0][0] <= horizon:
+            self.used -= log.popleft()[1]
+
+    def check(self, path, weight):
+        """Decide one request. -> None when not limited, else (status, headers, body):
+        status 0 = admitted (headers to add to the normal response), 429 or 418."""
+        with self.lock:
+            if not self.enabled or not path.startswith(self.cfg["prefix"]):
+                return None
+            cfg, now = self.cfg, self.clock()
+            self.requests += 1
+            if now < self.ban_until or now < self.pause_until:
+                if now >= self.ban_until:        # ignored a 429's Retry-After: ban
+                    self.ban_until = now + cfg["ban"]
+                    self.pause_until = 0.0
+                    self.bans += 1
+                self.r418 += 1
+                wait = max(1, math.ceil(self.ban_until - now))
+                return 418, [("Retry-After", str(wait))], dumps({"code": -1003, "msg": "banned"})
+            self._expire(now)
+            if self.used + weight > cfg["limit"]:
+                wait = cfg["retry_after"]
+                if wait is None:                 # until enough old weight leaves the window
+                    wait, freed = cfg["window"], 0
+                    for t, w in self.log:
+                        freed += w
+                        if self.used - freed + weight <= cfg["limit"]:
+                            wait = t + cfg["window"] - now
+                            break
+                    wait = max(1, math.ceil(wait))
+                elif float(wait).is_integer():
+                    wait = int(wait)
+                self.pause_until = now + wait
+                self.r429 += 1
+                headers = [("Retry-After", str(wait))]
+                if cfg["used_header"]:
+                    headers.append((cfg["used_header"], str(self.used)))
+                return 429, headers, dumps({"code": -1003, "msg": "rate limited"})
+            self.log.append((now, weight))
+            self.used += weight
+            self.admitted += 1
+            self.admitted_weight += weight
+            self.max_used = max(self.max_used, self.used)
+            if self.first_admit is None:
+                self.first_admit = now - self.t0
+            self.last_admit = now - self.t0
+            return 0, [(cfg["used_header"], str(self.used))] if cfg["used_header"] else [], None
+
+    def counters(self):
+        with self.lock:
+            now, cfg = self.clock(), self.cfg
+            if self.enabled:
+                self._expire(now)
+            r3 = lambda v: None if v is None else round(v, 3)  # noqa: E731
+            return {"enabled": self.enabled, "limit": cfg["limit"], "window": cfg["window"],
+                    "ban": cfg["ban"], "prefix": cfg["prefix"], "used": self.used,
+                    "requests": self.requests, "admitted": self.admitted,
+                    "admitted_weight": self.admitted_weight, "r429": self.r429,
+                    "r418": self.r418, "bans": self.bans, "max_used": self.max_used,
+                    "first_admit": r3(self.first_admit), "last_admit": r3(self.last_admit),
+                    "banned_for": r3(max(0.0, self.ban_until - now)),
+                    "paused_for": r3(max(0.0, self.pause_until - now))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,6 +630,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(status, dumps(payload), [("Content-Type", JSON_TYPE)])
 
         qfault = {k[1:]: qs.pop(k)[0] for k in FAULT_PARAMS if k in qs}
+        weight = st.limiter.take_weight(qs)
         query = {k: v[0] for k, v in qs.items()}
         with st.lock:
             if self.counted_epoch != st.stats_epoch:
@@ -463,7 +638,17 @@ class Handler(BaseHTTPRequestHandler):
                 st.connections += 1
         entry = {"method": self.command, "path": path, "query": query,
                  "headers": self.header_dict(), "time": time.time(), "status": None, "fault": None}
+        limited = st.limiter.check(path, weight)
+        limit_headers = []
+        if limited is not None:
+            entry["weight"] = weight
+            entry["limiter"] = limited[0] or "admit"
         st.record(entry)
+        if limited is not None:
+            status, limit_headers, payload = limited
+            if status:                           # 429/418: before rules, faults and routing
+                st.sent(entry, status)
+                return self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
 
         picked = st.pick_fault(self.command, path, query)
         fault = dict(picked[1]) if picked else {}
@@ -502,6 +687,8 @@ class Handler(BaseHTTPRequestHandler):
 
         if used is not None:
             headers.append(("x-mbx-used-weight-1m", str(used)))
+        for name, value in limit_headers:        # the limiter's used header wins over a same-named one
+            headers = [h for h in headers if h[0].lower() != name.lower()] + [(name, value)]
         if fault.get("retry_after") is not None:
             headers.append(("Retry-After", str(fault["retry_after"])))
         for k, v in (fault.get("headers") or {}).items():
@@ -600,6 +787,18 @@ class Handler(BaseHTTPRequestHandler):
                 with st.lock:
                     st.reset_stats()
                 return 200, {"ok": True}
+        elif path == "/_mock/limiter":
+            if m == "POST":
+                try:
+                    st.limiter.configure(json.loads(body or b"{}"))
+                except (ValueError, TypeError) as e:
+                    return 400, {"ok": False, "error": str(e)}
+                return 200, dict(st.limiter.counters(), ok=True)
+            if m == "GET":
+                return 200, st.limiter.counters()
+            if m == "DELETE":
+                st.limiter.disable()
+                return 200, {"ok": True}
         elif path == "/_mock/reset":
             if m == "POST":
                 with st.lock:
@@ -608,6 +807,7 @@ class Handler(BaseHTTPRequestHandler):
                         st.log.clear()
                     st.weights.clear()
                     st.reset_stats()
+                st.limiter.configure({"limit": 0})
                 return 200, {"ok": True}
         elif path == "/_mock/health":
             return 200, {"ok": True}

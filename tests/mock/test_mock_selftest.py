@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -294,6 +295,165 @@ class MockTest(unittest.TestCase):
         self.assertEqual(stats["connections"], 2)
         self.assertEqual(stats["by_path"]["/static/hello.json"], 4)
         self.assertEqual(stats["by_status"], {"200": 4, "404": 1})
+
+    # ---- rate limiter (POST /_mock/limiter)
+
+    def limiter(self, **cfg):
+        status, _, raw = self.call("POST", "/_mock/limiter", cfg)
+        self.assertEqual(status, 200, raw)
+        return json.loads(raw)
+
+    def counters(self):
+        return self.get_json("/_mock/limiter")[2]
+
+    def test_limiter_admit_429_recover(self):
+        self.assertFalse(self.limiter(limit=3, window=1.0, ban=5.0)["used"])
+        got = [self.call("GET", "/static/hello.json") for _ in range(3)]
+        self.assertEqual([g[0] for g in got], [200] * 3)
+        self.assertEqual([g[1]["x-used-weight"] for g in got], ["1", "2", "3"])
+        status, hdrs, raw = self.call("GET", "/static/hello.json")
+        self.assertEqual((status, json.loads(raw)), (429, {"code": -1003, "msg": "rate limited"}))
+        self.assertEqual((hdrs["retry-after"], hdrs["x-used-weight"]), ("1", "3"))
+        c = self.counters()
+        self.assertGreater(c["paused_for"], 0)
+        time.sleep(1.05)                                 # honour Retry-After; the window has passed
+        status, hdrs, _ = self.call("GET", "/static/hello.json")
+        self.assertEqual((status, hdrs["x-used-weight"]), (200, "1"))
+        c = self.counters()
+        self.assertEqual({k: c[k] for k in ("enabled", "limit", "window", "requests", "admitted",
+                                            "admitted_weight", "r429", "r418", "bans", "max_used",
+                                            "used", "banned_for", "paused_for")},
+                         {"enabled": True, "limit": 3, "window": 1.0, "requests": 5, "admitted": 4,
+                          "admitted_weight": 4, "r429": 1, "r418": 0, "bans": 0, "max_used": 3,
+                          "used": 1, "banned_for": 0, "paused_for": 0})
+        self.assertLess(c["first_admit"], 0.5)
+        self.assertGreaterEqual(c["last_admit"], 1.0)
+        log = self.get_json("/_mock/requests")[2]
+        self.assertEqual([(e["status"], e["limiter"], e["weight"]) for e in log],
+                         [(200, "admit", 1)] * 3 + [(429, 429, 1), (200, "admit", 1)])
+
+    def test_limiter_weight_param_and_retry_after(self):
+        self.limiter(limit=10, window=10.0, used_header="X-MBX-USED-WEIGHT-1M")
+        q = "/api/v3/klines?symbol=BTCUSDT&interval=1m&limit=1&_w=3"
+        c = self.conn()
+        c.request("GET", q)
+        r = c.getresponse()
+        r.read()
+        c.close()
+        self.assertEqual((r.status, r.msg.get_all("x-mbx-used-weight-1m")), (200, ["3"]))  # replaced
+        status, hdrs, body = self.get_json("/echo?x=1&_w=4")
+        self.assertEqual((status, hdrs["x-mbx-used-weight-1m"], body["query"]), (200, "7", {"x": "1"}))
+        self.assertEqual(self.get_json("/_mock/requests?path=/echo")[2][0]["weight"], 4)
+        status, hdrs, _ = self.call("GET", "/echo?_w=4")  # needs both entries gone: 3 alone is short
+        self.assertEqual((status, hdrs["retry-after"]), (429, "10"))
+        c = self.counters()
+        self.assertEqual((c["admitted"], c["admitted_weight"], c["max_used"], c["r429"]), (2, 7, 7, 1))
+        self.limiter(limit=2, retry_after=7)              # replaces the config, zeroes the counters
+        self.assertEqual(self.call("GET", "/echo?_w=2")[0], 200)
+        status, hdrs, _ = self.call("GET", "/echo")       # default weight 1
+        self.assertEqual((status, hdrs["retry-after"]), (429, "7"))
+        c = self.counters()
+        self.assertEqual((c["requests"], c["admitted"], c["r429"], c["window"]), (2, 1, 1, 2.0))
+
+    def test_limiter_ban(self):
+        self.limiter(limit=1, window=0.5, ban=1.0)
+        self.assertEqual(self.call("GET", "/static/hello.json")[0], 200)
+        self.assertEqual(self.call("GET", "/static/hello.json")[0], 429)
+        for _ in range(3):                                # ignored the 429, then keeps knocking
+            status, hdrs, raw = self.call("GET", "/api/items?page=1")
+            self.assertEqual((status, json.loads(raw), hdrs["retry-after"]),
+                             (418, {"code": -1003, "msg": "banned"}, "1"))
+            self.assertNotIn("x-used-weight", hdrs)
+        self.assertEqual(self.call("GET", "/_mock/health")[0], 200)   # control is never limited
+        c = self.counters()
+        self.assertEqual((c["requests"], c["admitted"], c["r429"], c["r418"], c["bans"]), (5, 1, 1, 3, 1))
+        self.assertTrue(0.5 < c["banned_for"] <= 1.0, c)
+        self.assertEqual(c["paused_for"], 0)
+        time.sleep(c["banned_for"] + 0.05)
+        self.assertEqual(self.call("GET", "/static/hello.json")[0], 200)
+        c = self.counters()
+        self.assertEqual((c["admitted"], c["r418"], c["bans"], c["banned_for"]), (2, 3, 1, 0))
+
+    def test_limiter_prefix_disable_reset(self):
+        self.limiter(limit=1, window=10.0, prefix="/api/")
+        self.assertEqual(self.call("GET", "/api/items?page=1")[0], 200)
+        self.assertEqual(self.call("GET", "/api/items?page=2")[0], 429)
+        for _ in range(3):
+            status, hdrs, _ = self.call("GET", "/static/hello.json?_w=5")
+            self.assertEqual(status, 200)
+            self.assertNotIn("x-used-weight", hdrs)
+        self.assertEqual(self.counters()["requests"], 2)
+        self.assertEqual(self.call("DELETE", "/_mock/limiter")[0], 200)
+        status, hdrs, _ = self.call("GET", "/api/items?page=2")
+        self.assertEqual(status, 200)
+        self.assertNotIn("x-used-weight", hdrs)
+        c = self.counters()
+        self.assertEqual((c["enabled"], c["requests"], c["r429"]), (False, 2, 1))  # kept after DELETE
+        self.limiter(limit=1)
+        self.assertEqual([self.call("GET", "/echo")[0] for _ in range(2)], [200, 429])
+        self.assertEqual(self.limiter(limit=0)["enabled"], False)
+        self.assertEqual(self.call("GET", "/echo")[0], 200)
+        self.limiter(limit=1)
+        self.call("GET", "/echo")
+        self.call("POST", "/_mock/reset")
+        c = self.counters()
+        self.assertEqual((c["enabled"], c["requests"], c["admitted"]), (False, 0, 0))
+        self.assertEqual([self.call("GET", "/echo")[0] for _ in range(3)], [200] * 3)
+        for bad in ({"limit": 5, "windo": 1}, {"limit": 5, "window": 0}, {"limit": -1},
+                    {"limit": "5"}, [1], {"limit": 5, "retry_after": "x"}):
+            status, _, raw = self.call("POST", "/_mock/limiter", bad)
+            self.assertEqual(status, 400, bad)
+        self.assertFalse(self.counters()["enabled"])
+
+    def test_limiter_concurrent(self):
+        self.limiter(limit=20, window=10.0, ban=10.0)
+        statuses, lock = [], threading.Lock()
+
+        def worker():
+            c = self.conn()
+            for _ in range(5):
+                s = self.call("GET", "/static/hello.json", conn=c)[0]
+                with lock:
+                    statuses.append(s)
+            c.close()
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(statuses.count(200), 20)
+        self.assertEqual(statuses.count(429) + statuses.count(418), 20)
+        c = self.counters()
+        self.assertEqual((c["requests"], c["admitted"], c["max_used"], c["r429"] + c["r418"]),
+                         (40, 20, 20, 20))
+        self.assertGreaterEqual(c["r429"], 1)
+
+    def test_limiter_in_process_clock(self):
+        # Exact Retry-After arithmetic with a fake clock: 429 -> pause -> 418 ban -> recovery.
+        now = [100.0]
+        lim = mock_http.Limiter(clock=lambda: now[0])
+        self.assertIsNone(lim.check("/x", 1))             # off until configured
+        lim.configure({"limit": 10, "window": 10.0, "ban": 30.0, "prefix": "/x"})
+        self.assertIsNone(lim.check("/y", 1))
+        self.assertEqual(lim.check("/x", 3)[:2], (0, [("X-Used-Weight", "3")]))
+        now[0] = 102.5
+        self.assertEqual(lim.check("/x", 6)[:2], (0, [("X-Used-Weight", "9")]))
+        now[0] = 103.0
+        st, hdrs, _ = lim.check("/x", 2)                  # needs the 3 at t=100 gone: at 110
+        self.assertEqual((st, hdrs[0]), (429, ("Retry-After", "7")))
+        now[0] = 109.9                                    # still paused: ban
+        st, hdrs, _ = lim.check("/x", 1)
+        self.assertEqual((st, hdrs), (418, [("Retry-After", "30")]))
+        now[0] = 139.0
+        self.assertEqual(lim.check("/x", 1)[1], [("Retry-After", "1")])
+        now[0] = 140.0                                    # ban over; the log has expired
+        self.assertEqual(lim.check("/x", 10)[:2], (0, [("X-Used-Weight", "10")]))
+        now[0] = 141.0
+        st, hdrs, _ = lim.check("/x", 11)                 # can never fit: a whole window
+        self.assertEqual((st, hdrs[0]), (429, ("Retry-After", "10")))
+        c = lim.counters()
+        self.assertEqual((c["admitted"], c["r429"], c["r418"], c["bans"], c["max_used"]), (3, 2, 2, 1, 10))
+        self.assertEqual((c["first_admit"], c["last_admit"], c["paused_for"]), (0.0, 40.0, 10.0))
 
     # ---- plain routes
 

@@ -1,0 +1,124 @@
+/*
+** bindings/budget.c - Lua module "rt.budget": the request budgets declared in config.lua.
+**
+**   st          = budget.status([name])   -- every budget by name, or one: windows, queue, pause,
+**                                         -- ban, breaker and metrics (see README)
+**   ok, err, code = budget.admit(name [, {weight=1, priority="realtime"}])
+**                                         -- waits for admission without an HTTP request (for
+**                                         -- WebSocket subscriptions and other costs); parks
+**   names       = budget.names()
+**
+** HTTP requests use a budget through rt.http's `budget`, `weight` and `priority` options.
+*/
+#include <stdlib.h>
+
+#include "bindings/bindings.h"
+#include "runtime/budget.h"
+
+static rt_budget_t *check_budget(lua_State *L, int idx, const char *fn) {
+  rt_t *rt = rt_from_lua(L);
+  const char *name = luaL_checkstring(L, idx);
+  rt_budget_t *b = rt_budget_find(rt->budgets, name);
+  if (!b) luaL_error(L, "%s: unknown budget '%s' (declare it under budgets in config.lua)", fn, name);
+  return b;
+}
+
+/* Read weight and priority options shared with rt.http. */
+void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *prio) {
+  *weight = rtl_opt_number(L, o, "weight", 1, fn);
+  if (*weight < 0) luaL_error(L, "%s: option 'weight' must be >= 0", fn);
+  const char *p = rtl_opt_string(L, o, "priority", "realtime", fn);
+  int pr = rt_prio_parse(p);
+  if (pr < 0) luaL_error(L, "%s: option 'priority' must be realtime, backfill or discovery, not '%s'", fn, p);
+  *prio = pr;
+}
+
+static int rtl_budget_status(lua_State *L) {
+  rt_t *rt = rt_from_lua(L);
+  rt_budget_push_status(L, rt->budgets, lua_isnoneornil(L, 1) ? NULL : check_budget(L, 1, "budget.status"));
+  return 1;
+}
+
+static int rtl_budget_names(lua_State *L) {
+  rt_t *rt = rt_from_lua(L);
+  rt_budget_push_status(L, rt->budgets, NULL);   /* {name = status}: keep the keys, sorted */
+  lua_newtable(L);
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -3)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, ++n);
+  }
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, -3);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* A parked budget.admit: freed by whichever of admission, rejection or cancellation comes first. */
+typedef struct {
+  rt_admit_t a;
+  rt_task_t *t;
+  rt_budget_t *b;
+} waiter_t;
+
+static void on_admit(rt_admit_t *a, int rc) {
+  waiter_t *w = a->ud;
+  lua_State *co = rt_task_thread(w->t);
+  int n;
+  if (rc == 0) {
+    lua_pushboolean(co, 1);
+    n = 1;
+  } else {
+    n = rtl_push_fail(co, a->errmsg, a->code);
+  }
+  rt_task_resume_later(w->t, n);
+  rt_task_on_cancel(w->t, NULL, NULL);
+  free(w);
+}
+
+static void on_cancel(void *ud) {
+  waiter_t *w = ud;
+  rt_budget_cancel(w->b, &w->a);
+  free(w);
+}
+
+static int rtl_budget_admit(lua_State *L) {
+  static const char *const allowed[] = {"weight", "priority", NULL};
+  rt_budget_t *b = check_budget(L, 1, "budget.admit");
+  rtl_check_opts(L, 2, "budget.admit", allowed);
+  rt_task_t *t = rt_task_check_can_park(L, "budget.admit");
+  waiter_t *w = calloc(1, sizeof *w);
+  if (!w) return luaL_error(L, "budget.admit: out of memory");
+  int prio;
+  rtl_budget_opts(L, 2, "budget.admit", &w->a.weight, &prio);
+  w->a.prio = (rt_prio_t)prio;
+  w->t = t;
+  w->b = b;
+  w->a.flow_name = t->root->name;
+  w->a.fn = on_admit;
+  w->a.ud = w;
+  int rc = rt_budget_admit(b, &w->a);
+  if (rc <= 0) {
+    if (rc == 0) lua_pushboolean(L, 1);
+    else rtl_push_fail(L, w->a.errmsg, w->a.code);
+    free(w);
+    return rc == 0 ? 1 : 3;
+  }
+  rt_task_on_cancel(t, on_cancel, w);
+  return rt_task_park(L, "budget.admit");
+}
+
+static const luaL_Reg budget_funcs[] = {
+  {"status", rtl_budget_status},
+  {"admit", rtl_budget_admit},
+  {"names", rtl_budget_names},
+  {NULL, NULL}};
+
+int luaopen_rt_budget(lua_State *L) {
+  luaL_newlib(L, budget_funcs);
+  return 1;
+}
