@@ -633,8 +633,9 @@ int rt_budget_settle(rt_budget_t *b, const rt_settle_t *s) {
 
 /* ---- status --------------------------------------------------------------------------------- */
 
-static void set_num(lua_State *L, const char *k, double v) {
-  lua_pushnumber(L, v);
+static void set_num(lua_State *L, const char *k, double v) {   /* whole numbers as integers */
+  if (v == floor(v) && fabs(v) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)v);
+  else lua_pushnumber(L, v);
   lua_setfield(L, -2, k);
 }
 
