@@ -37,6 +37,7 @@ bench: deps
 	cmake -S . -B build-rel -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-rel -j$(JOBS)
 	python3 tests/bench/run_ingest.py --candled build-rel/candled --ceiling build-rel/tests/bench/sqlite_ceiling
+	python3 tests/bench/run_budget.py --candled build-rel/candled
 
 clean:
 	rm -rf build build-asan build-rel

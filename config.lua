@@ -21,4 +21,16 @@ return {
       history_days = 1,                -- how far back an empty database starts
     },
   },
+  -- Request budgets, shared by every script that names them. Binance counts request weight per
+  -- IP: 6000 per minute on spot, reported back in X-MBX-USED-WEIGHT-1M.
+  budgets = {
+    binance_spot = {
+      windows = { { per = "1m", limit = 6000 } },
+      reserve = 0.1,                   -- leave 10% of every window unused
+      used_weight_header = "x-mbx-used-weight-1m",
+      backoff = { base = 1, cap = 300 },          -- seconds, full jitter
+      breaker = { failures = 5, cooldown = "1m" },
+      ban = { after_429s = 3, duration = "10m" },
+    },
+  },
 }

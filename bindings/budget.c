@@ -7,6 +7,9 @@
 **                                         -- waits for admission without an HTTP request (for
 **                                         -- WebSocket subscriptions and other costs); parks
 **   names       = budget.names()
+**   st          = budget.define(name, spec) -- a source's default budget (same keys as
+**                                         -- budgets.<name> in config.lua); config wins: when
+**                                         -- config declares `name`, its budget is kept
 **
 ** HTTP requests use a budget through rt.http's `budget`, `weight` and `priority` options.
 */
@@ -14,6 +17,7 @@
 
 #include "bindings/bindings.h"
 #include "runtime/budget.h"
+#include "runtime/config.h"
 
 static rt_budget_t *check_budget(lua_State *L, int idx, const char *fn) {
   rt_t *rt = rt_from_lua(L);
@@ -91,10 +95,12 @@ static int rtl_budget_admit(lua_State *L) {
   rt_budget_t *b = check_budget(L, 1, "budget.admit");
   rtl_check_opts(L, 2, "budget.admit", allowed);
   rt_task_t *t = rt_task_check_can_park(L, "budget.admit");
+  double weight;
+  int prio;
+  rtl_budget_opts(L, 2, "budget.admit", &weight, &prio);   /* may raise: before the allocation */
   waiter_t *w = calloc(1, sizeof *w);
   if (!w) return luaL_error(L, "budget.admit: out of memory");
-  int prio;
-  rtl_budget_opts(L, 2, "budget.admit", &w->a.weight, &prio);
+  w->a.weight = weight;
   w->a.prio = (rt_prio_t)prio;
   w->t = t;
   w->b = b;
@@ -112,7 +118,33 @@ static int rtl_budget_admit(lua_State *L) {
   return rt_task_park(L, "budget.admit");
 }
 
+static int rtl_budget_define(lua_State *L) {
+  rt_t *rt = rt_from_lua(L);
+  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!rt->budgets) return luaL_error(L, "budget.define: budgets are not set up");
+  char err[512], where[160];
+  if (!rt_budget_find(rt->budgets, name)) {
+    lua_settop(L, 2);
+    lua_newtable(L);                           /* 3: a copy: validation fills in defaults */
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {                   /* [.. copy k v] -> shallow copy is enough: */
+      lua_pushvalue(L, -2);                    /* nested tables are only read and defaulted */
+      lua_insert(L, -2);
+      lua_settable(L, 3);
+    }
+    snprintf(where, sizeof where, "budget.define('%s')", name);
+    if (rt_config_validate(L, 3, &rt_config_budget_schema, where, err, sizeof err) < 0)
+      return luaL_error(L, "%s", err);
+    if (!rt_budget_define(rt->budgets, L, name, 3, err, sizeof err))
+      return luaL_error(L, "budget.define: %s", err);
+  }
+  rt_budget_push_status(L, rt->budgets, rt_budget_find(rt->budgets, name));
+  return 1;
+}
+
 static const luaL_Reg budget_funcs[] = {
+  {"define", rtl_budget_define},
   {"status", rtl_budget_status},
   {"admit", rtl_budget_admit},
   {"names", rtl_budget_names},

@@ -70,6 +70,7 @@ struct rt_budgets_s {
 
 static void pump(rt_budget_t *b);
 static void on_timer(uv_timer_t *t);
+static void on_budget_closed(uv_handle_t *h);
 
 /* ---- priorities ----------------------------------------------------------------------------- */
 
@@ -570,7 +571,7 @@ static void open_breaker(rt_budget_t *b, double now, const char *why) {
   b->breaker = RT_BREAKER_OPEN;
   b->open_until = now + b->breaker_cooldown;
   b->probe_out = 0;
-  char msg[256];
+  char msg[400];
   snprintf(msg, sizeof msg, "budget %s: circuit breaker open for %gs: %s", b->name, b->breaker_cooldown, why);
   rt_alert_raise(b->set->rt, "breaker_open", b->name, "error", msg);
   b->alerts |= ALERT_BREAKER;
@@ -822,6 +823,22 @@ static int budget_from_config(rt_budgets_t *set, lua_State *L, const char *name,
   lua_pop(L, 1);
   load_state(b);
   return 0;
+}
+
+rt_budget_t *rt_budget_define(rt_budgets_t *set, lua_State *L, const char *name, int idx, char *err,
+                              size_t errlen) {
+  rt_budget_t *b = rt_budget_find(set, name);
+  if (b) return b;
+  rt_budget_t *before = set->head;
+  if (budget_from_config(set, L, name, lua_absindex(L, idx), err, errlen) < 0) {
+    if (set->head != before) {                 /* unlink the half-made budget; its timer is open */
+      b = set->head;
+      set->head = b->next;
+      uv_close((uv_handle_t *)&b->timer, on_budget_closed);
+    }
+    return NULL;
+  }
+  return set->head;
 }
 
 int rt_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen) {

@@ -68,6 +68,10 @@ typedef struct {
 /// persisted day/month counts and bans from rt->store. Returns 0, or -1 with a message naming the
 /// key path in err (the file name is prefixed by the caller).
 int rt_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen);
+/// Add budget `name` from the (validated) budget table at idx, unless config already declared it.
+/// Returns the budget, or NULL with a message in err.
+rt_budget_t *rt_budget_define(rt_budgets_t *set, lua_State *L, const char *name, int idx, char *err,
+                              size_t errlen);
 /// Fail every queued admission (ECANCELED), persist counts and metrics, close the timers. The
 /// memory is freed from the last close callback.
 void rt_budgets_close(rt_budgets_t *set);

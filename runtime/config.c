@@ -88,6 +88,7 @@ static const rt_cfield_t budget_fields[] = {
   {"ban", RT_CT_TABLE, ban_fields, NULL, NULL, 0, NULL},
   END};
 static const rt_cfield_t budget_elem = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL};
+const rt_cfield_t rt_config_budget_schema = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL};
 
 static const rt_cfield_t root_fields[] = {
   {"database", RT_CT_TABLE, database_fields, NULL, NULL, 0, NULL},

@@ -30,8 +30,9 @@ typedef struct rt_cfield_s {
   const char *const *choices;         /* RT_CT_STRING: allowed values, NULL-ended, or NULL */
 } rt_cfield_t;
 
-/// The schema of config.lua.
+/// The schema of config.lua, and of one budgets.<name> entry (rt.budget.define validates with it).
 extern const rt_cfield_t rt_config_schema;
+extern const rt_cfield_t rt_config_budget_schema;
 
 /// Load `path` (a Lua chunk run with only safe globals, returning a table), validate it, fill in
 /// defaults and apply the environment `envp` (may be NULL). When path is NULL or, with

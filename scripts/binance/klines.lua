@@ -4,6 +4,10 @@
 -- database) and pages forward 1000 rows a request until it reaches the present. The last row of a
 -- page whose close time is still in the future is the forming candle: it is never stored.
 -- Options (sources.binance_spot in config.lua): base_url, symbols, intervals, history_days, start.
+-- Every request goes through budget `binance_spot` (request weight 6000/min per IP, corrected from
+-- X-MBX-USED-WEIGHT-1M); config.lua's budgets.binance_spot overrides the default below. Catching
+-- up on history is "backfill" priority; the last page up to the present is "realtime".
+local budget = require "rt.budget"
 local db = require "rt.db"
 local http = require "rt.http"
 local json = require "rt.json"
@@ -17,6 +21,10 @@ local KEYS = { "source", "instrument", "timeframe", "ts" }
 local DECIMALS = { numbers = { 2, 3, 4, 5, 6, 8 } }   -- kline fields Binance sends as decimal strings
 local NEWEST = "SELECT max(ts) AS ts FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?"
 
+local KLINES_WEIGHT = 2                     -- /api/v3/klines, any limit (since 2023-08-25)
+local BUDGET = { windows = { { per = "1m", limit = 6000 } }, reserve = 0.1,
+                 used_weight_header = "x-mbx-used-weight-1m" }
+
 local M = { name = "binance.klines", source = SOURCE, every = "1m" }
 
 -- Where a series resumes: after the newest stored candle, else the configured start.
@@ -29,8 +37,10 @@ end
 
 -- One page of klines as candle rows (closed candles only) and whether the page was full.
 local function fetch_page(cfg, symbol, interval, from)
+  local behind = time.now() - from > PAGE * time.duration(interval)
   local res, err, code = http.get(cfg.base_url .. "/api/v3/klines", {
     query = { symbol = symbol, interval = interval, startTime = from * 1000, limit = PAGE },
+    budget = cfg.budget or SOURCE, weight = KLINES_WEIGHT, priority = behind and "backfill" or "realtime",
   })
   if not res then return nil, ("%s %s: %s (%s)"):format(symbol, interval, err, code), code end
   if res.status ~= 200 then
@@ -69,6 +79,7 @@ local function collect(ctx, symbol, interval)
 end
 
 function M.run(ctx)
+  budget.define(ctx.config.budget or SOURCE, BUDGET)
   local total = 0
   for _, symbol in ipairs(ctx.config.symbols or {}) do
     for _, interval in ipairs(ctx.config.intervals or { "1m" }) do

@@ -18,6 +18,8 @@ class Collect(harness.Case):
             "sources": {"binance_spot": {"base_url": self.mock.url, "symbols": ["BTCUSDT"],
                                          "intervals": ["1m"], "start": "2021-10-22T23:03:00Z"}},
             "schedules": {"binance.klines": {"every": "1s"}},
+            "budgets": {"binance_spot": {"windows": [{"per": "1m", "limit": 6000}], "retries": 2,
+                                         "backoff": {"base": 0.05, "cap": 0.2}}},
         }
         cfg.update(extra)
         script = os.path.join(harness.ARGS.source, "scripts", "binance", "klines.lua")
@@ -66,16 +68,23 @@ class Collect(harness.Case):
         self.assertEqual(self.query("SELECT count(*) FROM (SELECT ts FROM candles GROUP BY ts HAVING count(*) > 1)")[0][0], 0)
 
     def check_fault_then_recovery(self, rule, expect_in_error):
-        self.mock.fault(path="/api/v3/klines", after=1, times=1, **rule)
+        # Every attempt at the second page fails (1 attempt + 2 retries; libcurl may also retry a
+        # reset on a reused connection by itself): the run fails, keeping what it stored; once the
+        # fault is gone the next run resumes from the newest stored candle.
+        self.mock.fault(path="/api/v3/klines", after=1, times=-1, **rule)
         p = self.start_daemon(self.config())
-        self.wait_runs(2, status="ok")
+        self.wait_runs(1, status="failed")
+        self.mock.call("DELETE", "/_mock/faults")
+        n = len(self.runs())
+        self.wait_for(lambda: any(r[0] == "ok" for r in self.runs()[n - 1:]), what="a run after the fault")
         code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
-        runs = self.runs()
+        runs = [r for r in self.runs() if r[0] != "running"]
         self.assertEqual(runs[0][0], "failed")
         self.assertEqual(runs[0][1], 1000)         # the first page was kept
         self.assertIn(expect_in_error, runs[0][2])
-        self.assertEqual(runs[1][:2], ("ok", 1500))  # resumed from the newest stored candle
+        ok = [r for r in runs if r[0] == "ok"]
+        self.assertEqual(ok[0][:2], ("ok", 1500))  # resumed from the newest stored candle
         self.assertEqual(self.query("SELECT count(*), min(ts), max(ts) FROM candles")[0],
                          (2500, FIRST_TS, FIRST_TS + 2499 * 60))
 
@@ -87,6 +96,17 @@ class Collect(harness.Case):
 
     def test_truncated_body_mid_paging(self):
         self.check_fault_then_recovery({"truncate": 100}, "(TRUNCATED)")
+
+    def test_a_transient_fault_is_retried_within_the_run(self):
+        self.mock.fault(path="/api/v3/klines", after=1, times=1, status=503)
+        p = self.start_daemon(self.config())
+        self.wait_runs(1)
+        code, err = self.stop_daemon(p)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.runs()[0][:2], ("ok", 2500))
+        reqs = self.mock.requests("/api/v3/klines")
+        self.assertEqual([r["status"] for r in reqs[:4]], [200, 503, 200, 200])
+        self.assertEqual(reqs[1]["query"], reqs[2]["query"], "the same page was asked again")
 
     def test_sigterm_cancels_a_stuck_run_after_the_grace_period(self):
         self.mock.fault(path="/api/v3/klines", delay=30, times=1)

@@ -221,6 +221,22 @@ T.test("a used-weight header raises the local count to the server's", function()
   T.eq(mock("GET", "/_mock/limiter").r429, 0)
 end)
 
+T.test("define: a script's default budget, unless config declares one; validated like config", function()
+  local st = budget.define("from_script", { windows = { { per = "1m", limit = 50 } }, reserve = 0.2 })
+  T.eq(st.windows[1].capacity, 40)
+  T.eq(budget.define("from_script", { windows = { { per = "1m", limit = 1 } } }).windows[1].limit, 50,
+       "defined once: the first definition stays")
+  T.eq(budget.define("shared", { windows = { { per = "1m", limit = 1 } } }).windows[1].limit, 8, "config wins")
+  T.ok(budget.admit("from_script"))
+  T.raises(function() budget.define("bad1", { windows = { { per = "1m", limit = "x" } } }) end,
+           "budget.define%('bad1'%): windows%[1%]%.limit: expected a number")
+  T.raises(function() budget.define("bad2", { windows = {} }) end, "at least one window")
+  T.raises(function() budget.define("bad3", { windows = { { per = "fortnight", limit = 1 } } }) end,
+           "windows%[1%]%.per")
+  T.raises(function() budget.define("bad4", { window = {} }) end, "unknown key")
+  T.eq(budget.status().bad2, nil, "a rejected definition leaves nothing behind")
+end)
+
 T.test("metrics are persisted per budget and minute", function()
   time.sleep(0)
   local row
