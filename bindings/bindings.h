@@ -47,6 +47,12 @@ void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *p
 /// Add json.decode_rows to the rt.json table on the top of the stack (bindings/json_rows.c).
 void rtl_json_add_rows(lua_State *L);
 
+/// Sort the list at idx in place (table.sort).
+void rtl_sort_list(lua_State *L, int idx);
+/// Push the string keys of the table at idx as a sorted list; returns how many. A key of another
+/// type raises "<fn>: <what>" when `what` is given, else it is skipped.
+int rtl_push_sorted_keys(lua_State *L, int idx, const char *fn, const char *what);
+
 /// Count rows written by the current task's run (no-op outside a task).
 void rtl_count_rows(lua_State *L, int64_t n);
 

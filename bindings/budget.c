@@ -46,19 +46,7 @@ static int rtl_budget_status(lua_State *L) {
 static int rtl_budget_names(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
   rt_budget_push_status(L, rt->budgets, NULL);   /* {name = status}: keep the keys, sorted */
-  lua_newtable(L);
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, -3)) {
-    lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, ++n);
-  }
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, -3);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  rtl_push_sorted_keys(L, -1, "budget.names", NULL);
   return 1;
 }
 

@@ -159,22 +159,9 @@ static int upsert_columns(lua_State *L, int rows, int opts) {
     return (int)lua_rawlen(L, -1);
   }
   lua_pop(L, 1);
-  lua_newtable(L);
   if (lua_rawgeti(L, rows, 1) != LUA_TTABLE) luaL_error(L, "db.upsert: row 1 is not a table");
-  int n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "db.upsert: row 1 has a non-string key");
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -4, ++n);
-  }
-  lua_pop(L, 1);
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, -3);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  int n = rtl_push_sorted_keys(L, -1, "db.upsert", "row 1 has a non-string key");
+  lua_remove(L, -2);                           /* the row; the sorted names stay */
   return n;
 }
 

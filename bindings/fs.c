@@ -106,11 +106,7 @@ static int rtl_fs_list(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   closedir(d);
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, -3);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  rtl_sort_list(L, -1);
   return 1;
 }
 

@@ -108,20 +108,8 @@ static void push_url(lua_State *L, const char *url, int q, const char *fn) {
     lua_pushstring(L, url);
     return;
   }
-  lua_newtable(L);                             /* [keys] */
-  int n = 0, keys = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, q)) {
-    lua_pop(L, 1);
-    if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: query keys must be strings", fn);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, keys, ++n);
-  }
-  lua_getglobal(L, "table");
-  lua_getfield(L, -1, "sort");
-  lua_pushvalue(L, keys);
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);                               /* [keys] */
+  int n = rtl_push_sorted_keys(L, q, fn, "query keys must be strings");   /* [keys] */
+  int keys = lua_gettop(L);
   sbuf_t b = {0};
   sb_add(L, &b, url, strlen(url));
   for (int i = 1; i <= n; i++) {

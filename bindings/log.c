@@ -21,21 +21,8 @@ static int write_at(lua_State *L, rt_log_level_t level) {
   if (!rt_log_enabled(rt->log, level)) return 0;
   const char *fields = NULL;
   if (lua_istable(L, 2)) {
-    lua_newtable(L);                           /* [.. keys] */
-    int keys = lua_gettop(L), n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, 2)) {
-      lua_pop(L, 1);
-      if (lua_type(L, -1) == LUA_TSTRING) {
-        lua_pushvalue(L, -1);
-        lua_rawseti(L, keys, ++n);
-      }
-    }
-    lua_getglobal(L, "table");
-    lua_getfield(L, -1, "sort");
-    lua_pushvalue(L, keys);
-    lua_call(L, 1, 0);
-    lua_pop(L, 1);
+    int n = rtl_push_sorted_keys(L, 2, "log", NULL);   /* [.. keys] */
+    int keys = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 1; i <= n; i++) {

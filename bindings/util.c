@@ -74,3 +74,30 @@ void rtl_count_rows(lua_State *L, int64_t n) {
   rt_task_t *t = rt_from_lua(L)->tasks.current;   /* also inside a script's own coroutine */
   if (t) t->root->rows += n;
 }
+
+void rtl_sort_list(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_getglobal(L, "table");
+  lua_getfield(L, -1, "sort");
+  lua_pushvalue(L, idx);
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+}
+
+int rtl_push_sorted_keys(lua_State *L, int idx, const char *fn, const char *what) {
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  int keys = lua_gettop(L), n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      if (what) luaL_error(L, "%s: %s", fn, what);
+      continue;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, keys, ++n);
+  }
+  rtl_sort_list(L, keys);
+  return n;
+}
