@@ -18,6 +18,8 @@ Routes (DIR = --fixtures):
     GET  /api/v3/klines          Binance spot klines  (limit default 500, max --spot-max-limit).
     GET  /fapi/v1/klines         USDT-M klines        (limit default 500, max --futures-max-limit).
     GET  /dapi/v1/klines         COIN-M klines        (same limits as USDT-M).
+    GET  /api/v2/...             GeckoTerminal API replay: see gecko.py (data DIR/geckoterminal/,
+                                 --gecko-now, control /_mock/gecko, also cleared by /_mock/reset).
     Anything else: 404 {"error":"not found","path":...}; a known path with the wrong method: 405.
 
 Klines (shared/docs/exchanges.md 1.3): params symbol, interval, startTime, endTime, limit.
@@ -137,6 +139,8 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
+
+import gecko  # noqa: E402  (GeckoTerminal routes; lives next to this file)
 
 FAULT_PARAMS = ("_status", "_delay", "_reset", "_truncate", "_gzip", "_retry_after", "_drip")
 
@@ -562,6 +566,7 @@ class MockServer(ThreadingHTTPServer):
         self.state = State(opts.max_log)
         self.klines = KlineStore(opts.fixtures, opts.bench_end_ms)
         self.http_dir = os.path.realpath(os.path.join(opts.fixtures, "http"))
+        self.gecko = gecko.Gecko(opts)
         super().__init__(addr, Handler)
 
     def get_request(self):
@@ -808,7 +813,10 @@ class Handler(BaseHTTPRequestHandler):
                     st.weights.clear()
                     st.reset_stats()
                 st.limiter.configure({"limit": 0})
+                self.server.gecko.reset()
                 return 200, {"ok": True}
+        elif path == "/_mock/gecko":
+            return self.server.gecko.control(m, body)
         elif path == "/_mock/health":
             return 200, {"ok": True}
         else:
@@ -824,6 +832,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.not_allowed(path)
             status, payload = self.klines(family, query)
             return status, payload, [("Content-Type", BINANCE_JSON_TYPE)]
+        if path.startswith("/api/v2/"):
+            return self.server.gecko.route(method, path, query, self.headers)
         if path == "/echo":
             return 200, dumps({"method": method, "path": path, "query": query,
                                "raw_query": urlsplit(self.path).query,
@@ -932,6 +942,7 @@ def parse_args(argv=None):
     p.add_argument("--max-log", type=int, default=50000, help="request log size (0 = keep none)")
     p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="close keep-alive connections idle this long (0 = never)")
+    gecko.add_args(p)
     return p.parse_args(argv)
 
 
