@@ -821,7 +821,7 @@ static int budget_from_config(rt_budgets_t *set, lua_State *L, const char *name,
                       dash ? dash + 1 : "its length"), -1;
   }
   lua_pop(L, 1);
-  load_state(b);
+  if (set->rt->store) load_state(b);           /* budgets from config load once the store is open */
   return 0;
 }
 
@@ -839,6 +839,10 @@ rt_budget_t *rt_budget_define(rt_budgets_t *set, lua_State *L, const char *name,
     return NULL;
   }
   return set->head;
+}
+
+void rt_budgets_load(rt_budgets_t *set) {
+  for (rt_budget_t *b = set ? set->head : NULL; b; b = b->next) load_state(b);
 }
 
 int rt_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen) {

@@ -64,10 +64,12 @@ typedef struct {
   int probe;                 /* the admission was the breaker's probe */
 } rt_settle_t;
 
-/// Create the budgets declared in the validated config table at `idx` (budgets.<name>), loading
-/// persisted day/month counts and bans from rt->store. Returns 0, or -1 with a message naming the
-/// key path in err (the file name is prefixed by the caller).
+/// Create the budgets declared in the validated config table at `idx` (budgets.<name>); called
+/// before the store opens, so a bad budget stops candled before anything is created. Returns 0,
+/// or -1 with a message naming the key path in err (the file name is prefixed by the caller).
 int rt_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen);
+/// Load persisted day/month counts and bans from rt->store (once it is open).
+void rt_budgets_load(rt_budgets_t *set);
 /// Add budget `name` from the (validated) budget table at idx, unless config already declared it.
 /// Returns the budget, or NULL with a message in err.
 rt_budget_t *rt_budget_define(rt_budgets_t *set, lua_State *L, const char *name, int idx, char *err,

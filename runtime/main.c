@@ -158,6 +158,11 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: cannot start the HTTP engine (libcurl)\n");
     return 1;
   }
+  /* budgets: checked before anything is created on disk */
+  if (rt_budgets_open(rt, L, -1, err, sizeof err) < 0) {   /* named like the validation errors */
+    fprintf(stderr, "candled: %s: %s\n", have_file || explicit_config ? config_path : "(defaults)", err);
+    return 1;
+  }
   /* database */
   rt_config_get(L, -1, "database.path");
   const char *db = lua_tostring(L, -1);
@@ -173,13 +178,7 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: database.path: %s\n", err);
     return 1;
   }
-  /* budgets (after the store: they load persisted counts and bans) */
-  if (rt_budgets_open(rt, L, -1, err, sizeof err) < 0) {
-    lua_getfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
-    fprintf(stderr, "candled: %s: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "(config)", err);
-    lua_pop(L, 1);
-    return 1;
-  }
+  rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
   rt_config_get(L, -1, "runtime.alert_after_failures");
   rt->alert_after_failures = (int)lua_tointeger(L, -1);
   lua_pop(L, 1);

@@ -71,6 +71,14 @@ static void deliver_failure_later(rt_request_t *r, const char *code, const char 
   uv_timer_start(&r->timer, on_deliver, 0, 0);
 }
 
+/* Ask the budget (at the front of the queue after a 429): send at once, wait, or fail. */
+static void admit(rt_request_t *r, int front) {
+  r->state = R_QUEUED;
+  int rc = front ? rt_budget_readmit(r->b, &r->admit) : rt_budget_admit(r->b, &r->admit);
+  if (rc == 0) send_now(r);
+  else if (rc < 0) deliver_failure_later(r, r->admit.code, r->admit.errmsg);
+}
+
 static void on_admitted(rt_admit_t *a, int rc) {
   rt_request_t *r = a->ud;
   if (rc != 0) deliver_failure_later(r, a->code, a->errmsg);
@@ -81,10 +89,7 @@ static void on_admitted(rt_admit_t *a, int rc) {
 static void on_wake(uv_timer_t *t) {
   rt_request_t *r = t->data;
   rt_budget_count_retry(r->b);
-  r->state = R_QUEUED;
-  int rc = rt_budget_admit(r->b, &r->admit);
-  if (rc == 0) send_now(r);
-  else if (rc < 0) deliver_failure_later(r, r->admit.code, r->admit.errmsg);
+  admit(r, 0);
 }
 
 static const char *find_header(const rt_http_result_t *res, const char *name) {
@@ -122,10 +127,7 @@ static void on_http_done(const rt_http_result_t *res, void *ud) {
                    r->admit.probe};
   r->admit.probe = 0;
   if (rt_budget_settle(r->b, &s)) {            /* 429: queue again, at the front */
-    r->state = R_QUEUED;
-    int rc = rt_budget_readmit(r->b, &r->admit);
-    if (rc == 0) send_now(r);
-    else if (rc < 0) deliver_failure_later(r, r->admit.code, r->admit.errmsg);
+    admit(r, 1);
     return;
   }
   if (s.status == 429 || s.status == 418) {    /* ended in a ban */

@@ -44,6 +44,12 @@ class Cli(harness.Case):
         cfg = self.write_config({"http": {"timeout": "fast"}})
         line = self.one_line(self.candled("eval", "--config", cfg, "-", stdin="").stderr)
         self.assertIn("http.timeout: expected a number, got string", line)
+        cfg = self.write_config({"budgets": {"api": {"windows": [{"per": "fortnight", "limit": 5}]}}})
+        line = self.one_line(self.candled("run", "--config", cfg).stderr)
+        self.assertIn(cfg + ": budgets.api.windows[1].per: expected a duration", line)
+        cfg = self.write_config({"budgets": {"api": {"reserve": 1.5, "windows": [{"per": "1m", "limit": 5}]}}})
+        line = self.one_line(self.candled("eval", "--config", cfg, "-", stdin="").stderr)
+        self.assertIn("budgets.api.reserve: must be at least 0 and below 1", line)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "data")), "nothing is created for a bad config")
 
     def test_missing_explicit_config(self):

@@ -20,6 +20,8 @@ import time
 import unittest
 from urllib.parse import urlsplit
 
+from test_mock_selftest import start_mock   # same directory: one way to start the mock
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MOCK = os.path.join(HERE, "mock_http.py")
@@ -50,16 +52,6 @@ TOKENS = {t["id"]: t for t in POOLS["included"]}
 def tx24(p):
     t = p["attributes"]["transactions"]["h24"]
     return t["buys"] + t["sells"]
-
-
-def start_mock(*extra):
-    proc = subprocess.Popen([sys.executable, MOCK, "--fixtures", FIXTURES, *extra],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise RuntimeError("mock did not start: %r" % line)
-    return proc, int(line.split()[1])
 
 
 class GeckoMockTest(unittest.TestCase):
