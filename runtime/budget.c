@@ -19,7 +19,13 @@
 #include "runtime/sched.h"
 #include "runtime/store.h"
 
-#define SLOTS_HELD (RT_WINDOW_SLOTS + 2)       /* ring size: an admission is held per + one slot */
+/* The least margin a sliding window holds an admission beyond its length. A strict server-side
+** limiter measures the window from its own receive times, which trail our admissions by loopback,
+** network and scheduling delay that varies from request to request. One slot (10 ms for a 1 s
+** window) is less than that jitter on a loaded machine, so a burst admitted as the previous one
+** expired could land inside the server's window and draw a 429. Slots longer than this (windows
+** of 10 s and more) keep their one-slot margin; windows under 100 ms get a margin of one window. */
+#define HOLD_MARGIN_MIN 0.1
 #define EPS 1e-9
 
 enum { ALERT_THROTTLED = 1, ALERT_BANNED = 2, ALERT_BREAKER = 4 };
@@ -94,6 +100,10 @@ void rt_window_init(rt_window_t *w, double per, int month, double limit, double 
   w->limit = limit;
   w->cap = cap;
   w->slot = w->fixed ? 0 : per / RT_WINDOW_SLOTS;
+  if (!w->fixed) {                             /* counted until per + margin after its slot ends */
+    double margin = ceil(HOLD_MARGIN_MIN / w->slot - EPS);   /* in slots */
+    w->held = RT_WINDOW_SLOTS + 1 + (margin < 1 ? 1 : margin > RT_WINDOW_SLOTS ? RT_WINDOW_SLOTS : (int)margin);
+  }
   long n = (long)per;
   if (month) snprintf(w->key, sizeof w->key, "month");
   else if (per == n && n % 86400 == 0) snprintf(w->key, sizeof w->key, "%ldd", n / 86400);
@@ -136,14 +146,14 @@ void rt_window_advance(rt_window_t *w, double now) {
   }
   int64_t k = (int64_t)floor(now / w->slot);
   if (k <= w->cur) return;
-  if (k - w->cur >= SLOTS_HELD) {
+  if (k - w->cur >= w->held) {
     memset(w->ring, 0, sizeof w->ring);
     w->used = 0;
     w->cur = k;
     return;
   }
   while (w->cur < k) {
-    double *c = &w->ring[(uint64_t)++w->cur % SLOTS_HELD];
+    double *c = &w->ring[(uint64_t)++w->cur % (uint64_t)w->held];
     w->used -= *c;
     *c = 0;
   }
@@ -156,15 +166,15 @@ double rt_window_fits_at(const rt_window_t *w, double weight, double now) {
   if (weight > w->cap + EPS) return INFINITY;
   if (w->fixed) return rt_window_fixed_end(w, w->start);
   double freed = 0;
-  for (int64_t j = w->cur - SLOTS_HELD + 1; j <= w->cur; j++) {
-    freed += w->ring[(uint64_t)j % SLOTS_HELD];
-    if (freed >= need - EPS) return (double)(j + SLOTS_HELD) * w->slot;
+  for (int64_t j = w->cur - w->held + 1; j <= w->cur; j++) {
+    freed += w->ring[(uint64_t)j % (uint64_t)w->held];
+    if (freed >= need - EPS) return (double)(j + w->held) * w->slot;
   }
   return INFINITY;
 }
 
 void rt_window_charge(rt_window_t *w, double weight) {
-  if (!w->fixed) w->ring[(uint64_t)w->cur % SLOTS_HELD] += weight;
+  if (!w->fixed) w->ring[(uint64_t)w->cur % (uint64_t)w->held] += weight;
   w->used += weight;
 }
 

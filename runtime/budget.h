@@ -3,7 +3,8 @@
 **
 ** A budget has windows, each a capacity in weight units (its limit less the reserve share):
 ** windows of up to an hour slide (counted in 1/100-window slots, each admission held for at least
-** one window plus one slot, so a sliding or a fixed limiter on the server side is never exceeded);
+** one window plus a margin of one slot, or 100 ms when a slot is shorter, so a sliding or a fixed
+** limiter on the server side is never exceeded);
 ** day and month windows are fixed UTC calendar windows whose counts are persisted. A request is
 ** admitted when every window has room and the budget is neither paused (after a 429), banned
 ** (after a 418 or repeated 429s) nor cut off by its circuit breaker. Otherwise it waits in a
@@ -120,6 +121,7 @@ const char *rt_prio_name(rt_prio_t p);
 /* ---- window arithmetic, exposed for unit tests ---------------------------------------------- */
 
 #define RT_WINDOW_SLOTS 100
+#define RT_WINDOW_RING (2 * RT_WINDOW_SLOTS + 1)   /* a window, a margin of up to another, one slot */
 
 typedef struct {
   double per;                /* seconds (for a month: 0, see `month`) */
@@ -129,8 +131,9 @@ typedef struct {
   char key[24];              /* how the window is named in status and budget_state ("1m", "month") */
   /* sliding */
   double slot;               /* seconds per slot */
+  int held;                  /* slots an admission is counted in: the window, the margin, its own */
   int64_t cur;               /* index of the newest slot */
-  double ring[RT_WINDOW_SLOTS + 2];
+  double ring[RT_WINDOW_RING];
   /* both */
   double used;
   double start;              /* fixed: start of the current window */

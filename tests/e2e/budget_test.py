@@ -9,7 +9,7 @@ import harness
 
 BUDGETS = {
     "quota": {"windows": [{"per": "1s", "limit": 100}, {"per": "1d", "limit": 5}]},
-    # a 10% reserve absorbs loopback jitter under a loaded CI machine (1 s windows hold only 10 ms extra)
+    # a 10% reserve absorbs loopback jitter under a loaded CI machine (1 s windows hold only 100 ms extra)
     "api": {"windows": [{"per": "1s", "limit": 10}], "reserve": 0.1, "ban": {"duration": 30}},
 }
 
