@@ -38,6 +38,7 @@ bench: deps
 	cmake --build build-rel -j$(JOBS)
 	python3 tests/bench/run_ingest.py --candled build-rel/candled --ceiling build-rel/tests/bench/sqlite_ceiling
 	python3 tests/bench/run_budget.py --candled build-rel/candled
+	python3 tests/bench/run_gecko_backfill.py --candled build-rel/candled
 
 clean:
 	rm -rf build build-asan build-rel

@@ -20,6 +20,23 @@ return {
       intervals = { "1m" },
       history_days = 1,                -- how far back an empty database starts
     },
+    -- GeckoTerminal (Solana DEX pools): scripts/geckoterminal/. DEXes daily, the top pools of each
+    -- configured DEX hourly; OHLCV, history and trades for the pools of the watchlist file
+    -- (edit it, or use `candled watchlist add|remove`: the daemon applies changes within seconds).
+    geckoterminal = {
+      base_url = "https://api.geckoterminal.com/api/v2",
+      network = "solana",
+      dexes = { "heaven", "pumpswap" },
+      top_pools_pages = 1,             -- 20 pools a page; more than 10 need a paid plan
+      watchlist = "watchlist.csv",     -- tokenSymbol,tokenName,chain,dex,poolAddress,networkAddress
+      timeframes = { "1m", "5m", "15m", "1h", "4h", "12h", "1d" },
+      currency = "usd",                -- or "token": prices in the quote token
+      token = "base",                  -- or "quote": the quote token's prices
+      include_empty_intervals = false, -- true: store the source's empty bars (volume 0)
+      history_days = 180,              -- backfill depth (the API keeps about 6 months)
+      trades_min_usd = 100,            -- only trades above this volume
+      trades_per_run = 10,             -- pools called per trades run (every 5 minutes); rotation beyond
+    },
   },
   -- Request budgets, shared by every script that names them. Binance counts request weight per
   -- IP: 6000 per minute on spot, reported back in X-MBX-USED-WEIGHT-1M.
@@ -31,6 +48,14 @@ return {
       backoff = { base = 1, cap = 300 },          -- seconds, full jitter
       breaker = { failures = 5, cooldown = "1m" },
       ban = { after_429s = 3, duration = "10m" },
+    },
+    -- GeckoTerminal's keyless API: 30 calls a minute per IP. The daily cap is ours, to leave
+    -- room for other tools on the same IP; raise or drop it as you see fit.
+    geckoterminal = {
+      windows = { { per = "1m", limit = 30 }, { per = "1d", limit = 20000 } },
+      backoff = { base = 15, cap = 300 },
+      breaker = { failures = 5, cooldown = "5m" },
+      ban = { after_429s = 4, duration = "15m" },
     },
   },
 }

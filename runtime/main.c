@@ -3,6 +3,8 @@
 **
 **   candled run  [--config F]                 the daemon: schedules every script under paths.scripts
 **   candled eval [--config F] FILE|- [ARG...] runs Lua as a task with every module, then exits
+**   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
+**   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
 **   candled help [COMMAND]
 **   candled --version
 **
@@ -16,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,6 +51,21 @@ static const char *const help_text[][2] = {
            "Run a Lua file (or stdin with -) as a task with every rt.* module and the configured\n"
            "database, then exit: 0 when it ends without error, 1 otherwise. ARGs are the chunk's `...`.\n"
            "print() writes to stdout. Without --config, ./config.lua is used when it exists.\n"},
+  {"backfill", "usage: candled backfill [--config FILE] --source SOURCE --pool ID [--timeframe TF[,TF...]|all]\n"
+               "                        [--days N]\n"
+               "Fetch the history of one instrument now, to N days back (default: the source's\n"
+               "history_days), then re-fetch its gaps; a progress bar on a terminal, a summary at the\n"
+               "end. Resumes where an interrupted backfill stopped. While a daemon runs on the same\n"
+               "database, the daemon does the work (on its budget) and this follows its progress.\n"
+               "The source's script does the work\n"
+               "(GeckoTerminal: --pool solana_<address>, timeframes 1m 5m 15m 1h 4h 12h 1d).\n"},
+  {"watchlist", "usage: candled watchlist [--config FILE] list\n"
+                "       candled watchlist [--config FILE] add ADDRESS [--symbol S] [--name N] [--dex D]\n"
+                "                                         [--network-address MINT] [--chain C]\n"
+                "       candled watchlist [--config FILE] remove ADDRESS\n"
+                "Show or edit the watchlist file (sources.geckoterminal.watchlist). Edits are atomic;\n"
+                "a running daemon applies them within seconds. Columns add is not given are taken\n"
+                "from the database or one API call.\n"},
   {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
   {NULL, NULL}};
 
@@ -55,6 +74,8 @@ static void usage_overview(FILE *out) {
         "commands:\n"
         "  run      start the daemon (collect on schedule)\n"
         "  eval     run a Lua file as a task with every rt.* module, then exit\n"
+        "  backfill fetch one instrument's history now (with progress)\n"
+        "  watchlist list, add or remove watchlist pools\n"
         "  help     show help for a command\n"
         "  --version\n\n"
         "Run 'candled help <command>' for details.\n", out);
@@ -191,6 +212,24 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
   return 0;
 }
 
+/* ---- the daemon lock ------------------------------------------------------------------------ */
+
+/*
+** One daemon per database: `candled run` holds flock(LOCK_EX) on "<database>.lock" until it exits
+** (the kernel drops it when the process dies, kill -9 included). Returns the open descriptor that
+** holds the lock, -1 when another process holds it, -2 when the file cannot be opened (errno).
+*/
+static int daemon_lock(rt_t *rt, char *path, size_t n) {
+  snprintf(path, n, "%s.lock", rt_store_path(rt->store));
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return -2;
+  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 /* ---- eval ----------------------------------------------------------------------------------- */
 
 static void on_eval_done(rt_task_t *t, void *ud) {
@@ -217,9 +256,54 @@ static int cmd_eval(rt_t *rt, const char *file, int argc, char **argv) {
   return rt_run(rt);
 }
 
+/* ---- subcommands provided by scripts (backfill, watchlist) --------------------------------- */
+
+/* The task ran candled.cli's run(): its one result is the exit code. */
+static void on_command_done(rt_task_t *t, void *ud) {
+  rt_t *rt = ud;
+  int code = 1;
+  if (t->status == RT_TASK_OK && t->nres > 0 && lua_isinteger(rt_task_thread(t), -1))
+    code = (int)lua_tointeger(rt_task_thread(t), -1);
+  else if (t->status == RT_TASK_ERROR)
+    fprintf(stderr, "candled: %s\n", t->error ? t->error : "error");
+  rt->shutdown_grace = 0;
+  rt_stop(rt, code);
+}
+
+static int cmd_script(rt_t *rt, const char *command, int argc, char **argv) {
+  lua_State *L = rt->L;
+  char lock[PATH_MAX];
+  int fd = daemon_lock(rt, lock, sizeof lock), daemon = fd == -1;
+  if (fd >= 0) close(fd);                      /* only asking: the command does not hold it */
+  if (rt_sched_init(rt) < 0) {                 /* scripts may trigger schedules: none exist here */
+    fprintf(stderr, "candled: cannot start the scheduler\n");
+    return 1;
+  }
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "candled.cli");
+  if (rt_vm_pcall(L, 1, 1) != LUA_OK) {
+    fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
+    return 1;
+  }
+  lua_getfield(L, -1, "run");
+  lua_remove(L, -2);
+  lua_pushstring(L, command);
+  lua_pushboolean(L, isatty(STDERR_FILENO));
+  lua_pushboolean(L, daemon);
+  luaL_checkstack(L, argc, "too many arguments");
+  for (int i = 0; i < argc; i++) lua_pushstring(L, argv[i]);
+  rt_task_t *t = rt_task_spawn(rt, L, argc + 3, command, NULL);
+  if (!t || rt_signals_start(rt) < 0) {
+    fprintf(stderr, "candled: cannot start the task\n");
+    return 1;
+  }
+  rt_task_on_done(t, on_command_done, rt);
+  return rt_run(rt);
+}
+
 /* ---- run ------------------------------------------------------------------------------------ */
 
-static int cmd_run(rt_t *rt) {
+static int run_daemon(rt_t *rt) {
   lua_State *L = rt->L;
   if (rt_sched_init(rt) < 0 || rt_signals_start(rt) < 0) {
     fprintf(stderr, "candled: cannot start the scheduler\n");
@@ -231,14 +315,28 @@ static int cmd_run(rt_t *rt) {
     fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
     return 1;
   }
-  lua_getfield(L, -1, "start");
-  if (rt_vm_pcall(L, 0, 0) != LUA_OK) {
+  lua_getfield(L, -1, "start");                /* -> count, or nil and a one-line error */
+  if (rt_vm_pcall(L, 0, 2) != LUA_OK || lua_isnil(L, -2)) {
     fprintf(stderr, "candled: %s\n", lua_tostring(L, -1));
     return 1;
   }
-  lua_pop(L, 1);
+  lua_pop(L, 3);
   int code = rt_run(rt);
   rt_log_printf(rt->log, RT_LOG_INFO, NULL, "stopped");
+  return code;
+}
+
+static int cmd_run(rt_t *rt) {
+  char lock[PATH_MAX];
+  int fd = daemon_lock(rt, lock, sizeof lock);
+  if (fd < 0) {
+    if (fd == -1) fprintf(stderr, "candled: another daemon is running on %s (%s is locked)\n",
+                          rt_store_path(rt->store), lock);
+    else fprintf(stderr, "candled: %s: %s\n", lock, strerror(errno));
+    return 1;
+  }
+  int code = run_daemon(rt);
+  close(fd);                                   /* releases the lock */
   return code;
 }
 
@@ -265,7 +363,8 @@ int main(int argc, char **argv) {
       }
     return usage_error("no such command", argv[2]);
   }
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0) return usage_error("unknown command", cmd);
+  int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0;
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted) return usage_error("unknown command", cmd);
   const char *config_path = getenv("CANDLED_CONFIG");
   int explicit_config = config_path != NULL;
   int i = 2;
@@ -278,6 +377,8 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--") == 0) {
       i++;
       break;
+    } else if (scripted) {
+      break;                                   /* the script's own options */
     } else {
       return usage_error("unknown option", argv[i]);
     }
@@ -288,7 +389,9 @@ int main(int argc, char **argv) {
 
   rt_t rt = {0};
   int code = setup(&rt, config_path, explicit_config);
-  if (code == 0)
+  if (code == 0 && scripted)
+    code = cmd_script(&rt, cmd, argc - i, argv + i);
+  else if (code == 0)
     code = strcmp(cmd, "run") == 0 ? cmd_run(&rt) : cmd_eval(&rt, argv[i], argc - i - 1, argv + i + 1);
   rt_close(&rt);
   return code;

@@ -77,6 +77,20 @@ static const char *const core_steps[] = {
   "  wait_seconds REAL NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,"
   "  throttled INTEGER NOT NULL DEFAULT 0, banned INTEGER NOT NULL DEFAULT 0,"
   "  failures INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (budget, minute));",
+  /* 4: series bookkeeping. backfill: one cursor per series, so an interrupted backfill resumes
+  ** (`before` is the next page's exclusive upper bound, `target` the oldest bar wanted, `first_ts`
+  ** the oldest bar the source has once it was reached). empty_intervals: bar ranges [start, stop]
+  ** the source reported as having no trades, so gap detection does not fetch them again. */
+  "CREATE TABLE backfill ("
+  "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+  "  target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0,"
+  "  first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,"
+  "  gaps_checked INTEGER, updated REAL,"
+  "  PRIMARY KEY (source, instrument, timeframe));"
+  "CREATE TABLE empty_intervals ("
+  "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+  "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
+  "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;",
 };
 
 static uint32_t hash_sql(const char *s, size_t n) {

@@ -136,6 +136,15 @@ class Case(unittest.TestCase):
         finally:
             con.close()
 
+    def execute(self, sql, *params):
+        """A write, committed (the daemon may be running: SQLite's busy timeout waits for it)."""
+        con = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            with con:
+                return con.execute(sql, params).rowcount
+        finally:
+            con.close()
+
     def wait_for(self, fn, timeout=30, what="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -1,6 +1,8 @@
--- rt.fs: read/write (atomic), list, stat, mkdir, remove, and errno codes for expected failures.
+-- rt.fs: read/write (atomic), list, stat, mkdir, remove, watch, and errno codes for expected failures.
 local T = require "testlib"
 local fs = require "rt.fs"
+local task = require "rt.task"
+local time = require "rt.time"
 
 local TMP = assert(os.getenv("TEST_TMPDIR"), "TEST_TMPDIR is not set")
 local seq = 0
@@ -132,6 +134,178 @@ T.test("misuse raises", function()
   T.raises(function() fs.stat() end, "string expected")
   T.raises(function() fs.mkdir(string.rep("a/", 3000)) end, "path too long")
   T.raises(function() fs.remove(nil) end, "string expected")
+end)
+
+-- ---- fs.watch ---------------------------------------------------------------------------------
+
+local FAST = { interval = 0.02 }
+
+-- Run fn(...) in its own task after `delay` seconds (so the test's task is parked in w:wait() first).
+local function later(delay, fn, ...)
+  return task.spawn(function(...)
+    time.sleep(delay)
+    return fn(...)
+  end, ...)
+end
+
+T.test("watch: an atomic replace by fs.write is seen, once", function()
+  local dir = fresh_dir()
+  local path = dir .. "/watched.json"
+  fs.write(path, "v1")
+  local w <close> = fs.watch(path, FAST)
+  local writer = later(0.05, fs.write, path, "v2")
+  local t0 = time.monotonic()
+  T.eq(w:wait(3), true)
+  T.ok(time.monotonic() - t0 < 1, "seen within a few intervals")
+  T.eq(writer:join(), true)
+  T.eq(w:wait(0.1), false, "nothing changed since the last wait returned")
+  later(0.05, fs.write, path, "v3")                -- same size, new inode and mtime
+  T.eq(w:wait(3), true)
+  T.eq(fs.read(path), "v3")
+end)
+
+T.test("watch: a file that does not exist yet, its creation and its removal", function()
+  local dir = fresh_dir()
+  local path = dir .. "/later.txt"
+  local w <close> = fs.watch(path, FAST)
+  T.eq(w:wait(0.1), false, "still missing")
+  later(0.05, fs.write, path, "here")
+  T.eq(w:wait(3), true, "created")
+  T.eq(fs.read(path), "here")
+  later(0.05, fs.remove, path)
+  T.eq(w:wait(3), true, "removed")
+  T.eq(fs.stat(path), nil)
+  T.eq(w:wait(0.1), false, "still removed")
+end)
+
+T.test("watch: a directory that does not exist yet is fine too", function()
+  local dir = fresh_dir()
+  local w <close> = fs.watch(dir .. "/no/such/dir/file", FAST)
+  T.eq(w:wait(0.05), false)
+  fs.mkdir(dir .. "/no/such/dir")
+  T.eq(w:wait(0.05), false, "the directory is not the file")
+  fs.write(dir .. "/no/such/dir/file", "x")
+  T.eq(w:wait(0), true)
+end)
+
+T.test("watch: the timeout returns false after about that long", function()
+  local dir = fresh_dir()
+  fs.write(dir .. "/f", "x")
+  local w <close> = fs.watch(dir .. "/f", FAST)
+  local t0 = time.monotonic()
+  T.eq(w:wait(0.2), false)
+  local took = time.monotonic() - t0
+  T.ok(took >= 0.15 and took < 1.5, "took " .. took)
+  T.eq(w:wait(0), false, "timeout 0: a check, no wait")
+end)
+
+T.test("watch: a change made while no task waits is not lost", function()
+  local dir = fresh_dir()
+  local path = dir .. "/f"
+  fs.write(path, "1")
+  local w <close> = fs.watch(path, { interval = 60 })   -- no poll would come in time
+  fs.write(path, "2")
+  local t0 = time.monotonic()
+  T.eq(w:wait(5), true, "at once")
+  T.ok(time.monotonic() - t0 < 0.5, "without waiting for a poll")
+  T.eq(w:wait(0), false)
+  -- between two waits too
+  T.eq(w:wait(0.05), false)
+  fs.write(path, "3")
+  T.eq(w:wait(5), true)
+  -- a change that ends a wait is consumed by it; a later one is kept for the next wait
+  local w2 <close> = fs.watch(path, FAST)
+  later(0.05, fs.write, path, "4")
+  T.eq(w2:wait(3), true)
+  fs.write(path, "55")
+  time.sleep(0.1)
+  T.eq(w2:wait(0), true, "the second write, made while nobody waited")
+  T.eq(w2:wait(0), false)
+end)
+
+T.test("watch: close is idempotent, also by <close>; wait on a closed watcher raises", function()
+  local dir = fresh_dir()
+  local w = fs.watch(dir .. "/f")
+  T.ok(tostring(w):find(dir .. "/f", 1, true), tostring(w))
+  w:close()
+  w:close()
+  T.eq(tostring(w), "rt.fs.watch (closed)")
+  T.raises(function() w:wait(0) end, "the watcher is closed")
+  local kept
+  do
+    local w2 <close> = fs.watch(dir .. "/f")
+    kept = w2
+  end
+  T.raises(function() kept:wait(0) end, "the watcher is closed")
+  fs.watch(dir .. "/g")                             -- never closed: __gc closes it
+  collectgarbage()
+  collectgarbage()
+end)
+
+T.test("watch: wait outside a task raises; the watcher stays usable", function()
+  local dir = fresh_dir()
+  local w <close> = fs.watch(dir .. "/f", FAST)
+  local ok, err = coroutine.wrap(function() return pcall(w.wait, w, 1) end)()
+  T.eq(ok, false)
+  T.ok(err:find("must be called from a task", 1, true), err)
+  T.raises(function() table.sort({ 1, 2, 3 }, function(a, b) w:wait(1) return a < b end) end, "inside a C call")
+  fs.write(dir .. "/f", "x")
+  T.eq(w:wait(1), true)
+end)
+
+T.test("watch: a second waiter raises; closing under a waiter makes its wait raise", function()
+  local dir = fresh_dir()
+  local w = fs.watch(dir .. "/f", FAST)
+  local h = task.spawn(function() return w:wait() end)
+  time.sleep(0.05)
+  T.eq(h:status(), "parked")
+  T.raises(function() w:wait(0) end, "another task is already waiting")
+  w:close()
+  local ok, err = h:join()
+  T.eq(ok, false)
+  T.ok(err:find("closed while waiting", 1, true), err)
+end)
+
+T.test("watch: cancelling a task parked in wait cleans up; the watcher can be waited on again", function()
+  local dir = fresh_dir()
+  local path = dir .. "/f"
+  local w <close> = fs.watch(path, FAST)
+  local h = task.spawn(function() return w:wait() end)
+  time.sleep(0.1)                                   -- a few polls ran while it waited
+  T.eq(h:status(), "parked")
+  T.eq(h:cancel(), true)
+  T.eq(h:status(), "cancelled")
+  T.eq(w:wait(0.05), false, "the cancelled wait left nothing behind")
+  later(0.05, fs.write, path, "x")
+  T.eq(w:wait(3), true)
+  -- a task that owns its watcher with <close>: cancelling it closes the watcher
+  local seen
+  local h2 = task.spawn(function()
+    local w2 <close> = fs.watch(path, FAST)
+    seen = w2
+    return w2:wait(10)
+  end)
+  time.sleep(0.05)
+  T.eq(h2:cancel(), true)
+  T.eq(tostring(seen), "rt.fs.watch (closed)")
+  -- cancelled with a timeout armed and a stat possibly in flight, many times over
+  for _ = 1, 20 do
+    local h3 = task.spawn(function() return w:wait(5) end)
+    time.sleep(0.025)
+    h3:cancel()
+  end
+  T.eq(w:wait(0), false)
+end)
+
+T.test("watch: misuse raises", function()
+  T.raises(function() fs.watch() end, "string expected")
+  T.raises(function() fs.watch(TMP, { interval = 0 }) end, "'interval' must be > 0")
+  T.raises(function() fs.watch(TMP, { interval = "1s" }) end, "must be a number")
+  T.raises(function() fs.watch(TMP, { intervall = 1 }) end, "unknown option 'intervall'")
+  local w <close> = fs.watch(TMP)
+  T.raises(function() w:wait(-1) end, "timeout must be >= 0")
+  T.raises(function() w:wait("soon") end, "number expected")
+  T.raises(function() w.wait({}) end, "rt.fs.watch expected")
 end)
 
 T.run()

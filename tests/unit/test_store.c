@@ -95,7 +95,7 @@ static void test_open_memory(void) {
   free(mode);
   CHECK(table_exists(s, "candles"));
   CHECK(table_exists(s, "runs"));
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 3);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
   rt_store_close(s);
 }
 
@@ -157,7 +157,7 @@ static void test_migrate(void) {
   CHECK(rt_store_migrate(s, "app", v1, 1, err, sizeof err) != SQLITE_OK);
   CHECK_HAS(err, "version 2");
   /* Other sets are independent. */
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 3);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
   rt_store_close(s);
 }
 
@@ -232,7 +232,7 @@ static void test_cache_lru_eviction(void) {
   CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
   sqlite3_reset(st);
   /* The store's own statements still work after their eviction. */
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 3);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
   CHECK(rt_store_run_begin(s, "x", 1.0) > 0);
   rt_store_close(s);
 }

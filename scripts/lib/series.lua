@@ -1,0 +1,139 @@
+-- series: bookkeeping of one candle series (source, instrument, timeframe) that any collector
+-- shares: backfill cursors, intervals the source reported as empty, and gaps.
+--
+-- A series' bars are `step` seconds apart, each stamped with its open time. Between two stored
+-- bars an interval is either a bar, known-empty (the source answered for that range and had no
+-- trades there) or a gap (never fetched, or lost). Known-empty ranges come only from answers that
+-- bound them on both sides, and never closer to the present than SETTLE, because a source's
+-- cache may not have the newest bars yet.
+local db = require "rt.db"
+
+local M = {}
+
+M.SETTLE = 180                -- seconds: younger intervals are never declared empty
+
+local CURSOR = [[SELECT target, before, complete, first_ts, pages, rows, gaps_checked
+  FROM backfill WHERE source = ? AND instrument = ? AND timeframe = ?]]
+local CURSOR_PUT = [[INSERT INTO backfill (source, instrument, timeframe, target, before, complete,
+    first_ts, pages, rows, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  ON CONFLICT (source, instrument, timeframe) DO UPDATE SET target = excluded.target,
+    before = excluded.before, complete = excluded.complete, first_ts = excluded.first_ts,
+    pages = excluded.pages, rows = excluded.rows, updated = excluded.updated]]
+-- gaps_checked moves forward only from the value the search started with: a hole noted meanwhile
+-- (recheck_gaps) wins.
+local GAPS_CHECKED = [[UPDATE backfill SET gaps_checked = ?5 WHERE source = ?1 AND instrument = ?2
+  AND timeframe = ?3 AND gaps_checked IS ?4]]
+local EMPTY_PUT = [[INSERT INTO empty_intervals (source, instrument, timeframe, start, stop)
+  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET stop = max(stop, excluded.stop)]]
+local BOUNDS = [[SELECT min(ts) AS lo, max(ts) AS hi, count(*) AS n FROM candles
+  WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?]]
+local EMPTY_COUNT = [[SELECT coalesce(sum((min(stop, ?4) - max(start, ?5)) / ?6 + 1), 0) AS n
+  FROM empty_intervals WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3
+    AND start <= ?4 AND stop >= ?5]]
+local HOLES = [[SELECT ts, next FROM (SELECT ts, lead(ts) OVER (ORDER BY ts) AS next FROM candles
+    WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?) WHERE next - ts > ?]]
+local EMPTIES_IN = [[SELECT start, stop FROM empty_intervals
+  WHERE source = ? AND instrument = ? AND timeframe = ? AND start <= ? AND stop >= ? ORDER BY start]]
+local NEWEST = "SELECT max(ts) AS ts FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?"
+local OLDEST = "SELECT min(ts) AS ts FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?"
+
+-- The newest and the oldest stored bar of a series, or nil.
+function M.newest(source, instrument, timeframe)
+  return db.first(NEWEST, source, instrument, timeframe).ts
+end
+
+function M.oldest(source, instrument, timeframe)
+  return db.first(OLDEST, source, instrument, timeframe).ts
+end
+
+-- The backfill cursor of a series: {target, before, complete (boolean), first_ts, pages, rows,
+-- gaps_checked}, or nil when none exists.
+function M.cursor(source, instrument, timeframe)
+  local c = db.first(CURSOR, source, instrument, timeframe)
+  if c then c.complete = c.complete == 1 end
+  return c
+end
+
+function M.save_cursor(source, instrument, timeframe, c)
+  local ok, err = db.exec(CURSOR_PUT, source, instrument, timeframe, c.target, c.before,
+                          c.complete and 1 or 0, c.first_ts, c.pages or 0, c.rows or 0, os.time())
+  if not ok then error("series: cannot save the backfill cursor: " .. err) end
+end
+
+-- Make sure a series has a cursor reaching back to `target` (a bar time). A deeper target
+-- reopens a complete backfill unless the source's history is known to start later.
+function M.want(source, instrument, timeframe, target)
+  local c = M.cursor(source, instrument, timeframe)
+  if not c then
+    c = { target = target, complete = false }
+  elseif target < c.target then
+    -- still complete only when the source's history starts inside what was already covered
+    if not (c.first_ts and c.first_ts >= c.target) then c.complete = false end
+    c.target = target
+  else
+    return c
+  end
+  M.save_cursor(source, instrument, timeframe, c)
+  return c
+end
+
+-- After a gap search that started at `old` (the cursor's gaps_checked then): searched up to `new`.
+function M.set_gaps_checked(source, instrument, timeframe, old, new)
+  local ok, err = db.exec(GAPS_CHECKED, source, instrument, timeframe, old, new)
+  if not ok then error("series: " .. err) end
+end
+
+-- Make the next gap search of a series start at `ts` at the latest (a hole was left there).
+function M.recheck_gaps(source, instrument, timeframe, ts)
+  local ok, err = db.exec([[UPDATE backfill SET gaps_checked = min(gaps_checked, ?4)
+    WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3]], source, instrument, timeframe, ts)
+  if not ok then error("series: " .. err) end
+end
+
+-- Record what one answer of the source says about [lo, hi] (bar times, both stored or answered
+-- bars): every bar between two consecutive answered bars is known-empty. `bars` is the sorted
+-- list of answered bar times; `lo`/`hi` extend it with stored neighbours (nil when unknown).
+-- Returns the number of empty bars recorded.
+function M.record_empties(source, instrument, timeframe, step, bars, lo, hi, now)
+  local limit = (now or os.time()) - M.SETTLE
+  local prev, count = lo, 0
+  local function span(a, b)
+    local start, stop = a + step, b - step
+    if stop >= start and b <= limit then
+      local ok, err = db.exec(EMPTY_PUT, source, instrument, timeframe, start, stop)
+      if not ok then error("series: cannot record empty intervals: " .. err) end
+      count = count + (stop - start) // step + 1
+    end
+  end
+  for _, ts in ipairs(bars) do
+    if prev then span(prev, ts) end
+    prev = ts
+  end
+  if prev and hi and hi > prev then span(prev, hi) end
+  return count
+end
+
+-- The gaps of a series at or after `from`: a list of {after = ts, before = ts} pairs of stored
+-- bars with intervals between them that are neither stored nor known-empty. Holes younger than
+-- SETTLE are left for later (they may be empty intervals not yet declared). The common case (no
+-- gap) costs two index-range counts.
+function M.gaps(source, instrument, timeframe, step, from, now)
+  local fresh = (now or os.time()) - M.SETTLE
+  local b = db.first(BOUNDS, source, instrument, timeframe, from)
+  if b.n < 2 then return {} end
+  local empty = db.first(EMPTY_COUNT, source, instrument, timeframe, b.hi, b.lo, step).n
+  if b.n + empty >= (b.hi - b.lo) // step + 1 then return {} end
+  local out = {}
+  for _, h in ipairs(db.query(HOLES, source, instrument, timeframe, b.lo, step)) do
+    -- subtract the known-empty ranges inside (h.ts, h.next)
+    local at = h.ts + step
+    for _, e in ipairs(db.query(EMPTIES_IN, source, instrument, timeframe, h.next - step, at)) do
+      if e.start > at then break end
+      at = math.max(at, e.stop + step)
+    end
+    if at < h.next and h.next <= fresh then out[#out + 1] = { after = h.ts, before = h.next } end
+  end
+  return out
+end
+
+return M
