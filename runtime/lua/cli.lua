@@ -1,9 +1,10 @@
 -- candled.cli (embedded): the subcommands scripts provide. A script's table may hold
 -- `commands = { <command> = function(ctx, args) ... end }`; `candled <command> ...` runs it as a
 -- task with ctx = {name, config (the script's options, as in run), tty (stderr is a terminal),
--- daemon (a daemon is running on the same database), log} and args = the words after the command. It returns the exit code (default 0); an error
--- it raises is printed as one line and exits 1. `--source NAME` picks among several scripts that
--- provide the same command.
+-- daemon (a daemon is running on the same database), log} and args = the words after the
+-- command. It returns the exit code (default 0); an error it raises is printed as one line and
+-- exits 1, or 2 when the error is a table {usage = message} (bad arguments). `--source NAME`
+-- picks among several scripts that provide the same command.
 local scripts = require "candled.scripts"
 local log = require "rt.log"
 
@@ -44,11 +45,16 @@ function M.run(command, tty, daemon, ...)
   end
   local s = found[1]
   local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = log }
+  local usage = false
   local ok, code = xpcall(s.mod.commands[command], function(e)
+    if type(e) == "table" and type(e.usage) == "string" then
+      usage = true
+      return e.usage
+    end
     if type(e) == "string" and not e:match("^[^\n]*:%d+: ") then return e end   -- error(msg, 0): for the user
     return debug.traceback(tostring(e), 2)
   end, ctx, args)
-  if not ok then return fail(1, code) end
+  if not ok then return fail(usage and 2 or 1, code) end
   return math.tointeger(code) or 0
 end
 

@@ -102,8 +102,7 @@ local FATAL = { BANNED = true, BREAKER_OPEN = true, QUEUE_FULL = true, CANCELLED
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local now = time.now()
   for _, pool in ipairs(gt.active_pools()) do
     for _, tf in ipairs(o.timeframes) do
@@ -156,6 +155,8 @@ local function bar(done, total, width)
   return ("#"):rep(n) .. ("."):rep(width - n)
 end
 
+local function usage(msg) error({ usage = "backfill: " .. msg }, 0) end
+
 local function fmt_time(ts) return ts and time.format_iso(ts) or "-" end
 
 M.commands = {}
@@ -172,20 +173,20 @@ function M.commands.backfill(ctx, args)
     elseif a == "--timeframe" and v then tfs, i = v, i + 2
     elseif a == "--days" and v then
       days = tonumber(v)
-      if not days or days <= 0 then error("backfill: --days must be a positive number, not " .. v, 0) end
+      if not days or days <= 0 then usage("--days must be a positive number, not " .. v) end
       i = i + 2
-    else error(("backfill: unexpected argument '%s'\n%s"):format(a, USAGE), 0) end
+    else usage(("unexpected argument '%s'\n%s"):format(a, USAGE)) end
   end
-  if not pool then error("backfill: --pool is required\n" .. USAGE, 0) end
+  if not pool then usage("--pool is required\n" .. USAGE) end
   local addr, why = gt.address_of(o, pool)
-  if not addr then error("backfill: --pool " .. why, 0) end
+  if not addr then usage("--pool " .. why) end
   pool = gt.pool_id(o, addr)
   local list = {}
   if not tfs or tfs == "all" then list = o.timeframes
   else
     for tf in tfs:gmatch("[^,]+") do
       if not gt.TIMEFRAMES[tf] then
-        error(("backfill: --timeframe %s is not one of %s"):format(tf, table.concat(gt.TIMEFRAME_ORDER, " ")), 0)
+        usage(("--timeframe %s is not one of %s"):format(tf, table.concat(gt.TIMEFRAME_ORDER, " ")))
       end
       list[#list + 1] = tf
     end

@@ -16,8 +16,7 @@ local M = { name = "geckoterminal.dexes", source = gt.SOURCE, every = "1d" }
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local seen, now, page = {}, os.time(), 1
   repeat
     local doc, err, code = gt.get(o, ("/networks/%s/dexes"):format(o.network), { page = page }, "discovery")

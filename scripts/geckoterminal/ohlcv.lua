@@ -45,8 +45,7 @@ end
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local total, failed, first_err, first_code = 0, 0, nil, nil
   for _, pool in ipairs(gt.active_pools()) do
     for _, tf in ipairs(o.timeframes) do

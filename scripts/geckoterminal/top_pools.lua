@@ -11,8 +11,7 @@ local M = { name = "geckoterminal.top_pools", source = gt.SOURCE, every = "1h" }
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local stored = 0
   for _, dex in ipairs(o.dexes) do
     for page = 1, o.top_pools_pages do

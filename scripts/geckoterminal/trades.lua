@@ -97,8 +97,7 @@ end
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local now = time.now()
   local rotation, activity = {}, {}
   for _, r in ipairs(db.query(ROTATION)) do rotation[r.pool] = r end

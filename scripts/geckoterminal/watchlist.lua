@@ -122,8 +122,7 @@ end
 M.check = gt.options                     -- a bad sources.geckoterminal option stops the daemon
 
 function M.run(ctx)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local file = gt.watchlist_path(o)
   local text, err, code = fs.read(file)
   if not text then
@@ -166,6 +165,8 @@ end
 local USAGE = [[usage: candled watchlist list
        candled watchlist add <pool address> [--symbol S] [--name N] [--dex D] [--network-address MINT] [--chain C]
        candled watchlist remove <pool address>]]
+
+local function usage(msg) error({ usage = "watchlist " .. msg }, 0) end
 
 local function split_lines(text)
   local out = {}
@@ -220,8 +221,7 @@ end
 M.commands = {}
 
 function M.commands.watchlist(ctx, args)
-  local o = gt.options(ctx.config)
-  gt.migrate()
+  local o = gt.start(ctx)
   local file = gt.watchlist_path(o)
   local sub = args[1]
   local out = io.stdout
@@ -238,7 +238,9 @@ function M.commands.watchlist(ctx, args)
     out:write(("%d pool(s) in %s\n"):format(#entries, file))
     return 0
   end
-  if sub ~= "add" and sub ~= "remove" then error("watchlist: " .. (sub and ("unknown subcommand '" .. sub .. "'\n") or "") .. USAGE, 0) end
+  if sub ~= "add" and sub ~= "remove" then
+    usage((sub and ("%s: unknown subcommand\n"):format(sub) or "needs a subcommand\n") .. USAGE)
+  end
   local opts, target = {}, nil
   local i = 2
   while i <= #args do
@@ -246,19 +248,19 @@ function M.commands.watchlist(ctx, args)
     local flag = a:match("^%-%-([%w-]+)$")
     if flag and flag ~= "source" and sub == "add" and args[i + 1] then
       if not ({ symbol = 1, name = 1, dex = 1, ["network-address"] = 1, chain = 1, pool = 1 })[flag] then
-        error(("watchlist add: unknown option --%s\n%s"):format(flag, USAGE), 0)
+        usage(("add: unknown option --%s\n%s"):format(flag, USAGE))
       end
       opts[flag], i = args[i + 1], i + 2
     elseif flag == "source" or flag == "pool" then
       if flag == "pool" then target = args[i + 1] end
       i = i + 2
     elseif not flag and not target then target, i = a, i + 1
-    else error(("watchlist %s: unexpected argument '%s'\n%s"):format(sub, a, USAGE), 0) end
+    else usage(("%s: unexpected argument '%s'\n%s"):format(sub, a, USAGE)) end
   end
   target = target or opts.pool
-  if not target then error(("watchlist %s: a pool address is required\n%s"):format(sub, USAGE), 0) end
+  if not target then usage(("%s: a pool address is required\n%s"):format(sub, USAGE)) end
   local addr, why = gt.address_of(o, target)
-  if not addr then error(("watchlist %s: %s"):format(sub, why), 0) end
+  if not addr then usage(("%s: %s"):format(sub, why)) end
   local ok, err
   if sub == "add" then
     local known, derr = nil, nil

@@ -196,6 +196,13 @@ function M.migrate()
   if not v then error("geckoterminal tables: " .. err) end
 end
 
+-- What every run and command starts with: the checked options, the tables in place.
+function M.start(ctx)
+  local o = M.options(ctx.config)
+  M.migrate()
+  return o
+end
+
 -- ---- pools and tokens ------------------------------------------------------------------------
 
 local function rel_id(p, name)
