@@ -297,7 +297,9 @@ void rt_task_off_done(rt_task_t *t, rt_task_done_fn fn, void *ud) {
 int rt_task_cancel(rt_task_t *t) {
   if (t->state == RT_TASK_DONE || t->state == RT_TASK_RUNNING) return -1;
   if (t->state == RT_TASK_READY) ready_unlink(t->rt, t);
-  if (t->state == RT_TASK_PARKED && t->cancel_fn) {
+  /* Parked, or READY with a queued resume (rt_task_resume_later keeps cancel_fn for this): the
+  ** primitive's cancel function releases what the resume would have released. */
+  if (t->cancel_fn) {
     rt_task_cancel_fn fn = t->cancel_fn;
     t->cancel_fn = NULL;
     fn(t->cancel_ud);                          /* aborts the I/O; must not resume t */

@@ -201,6 +201,29 @@ T.test("cancelling a task.all parent cancels its children", function()
   T.eq({ parent:join() }, { false, "cancelled" })
 end)
 
+T.test("cancelling a task whose resume is queued frees what it waited on (task.all, join)", function()
+  -- ready queue: the test T yields twice so that the child ends and the parent's resume is queued
+  -- (P is READY, not parked) when T cancels it; under LSan a leak of the group or the join
+  -- waiter fails the suite
+  local function until_queued(t)           -- yield until t went from parked to a queued resume
+    local parked = false
+    for _ = 1, 20 do
+      coroutine.yield()
+      local st = t:status()
+      if st == "parked" then parked = true elseif parked then return st end
+    end
+  end
+  time.sleep(0.01)                         -- nothing else in the ready queue
+  local parent = task.spawn(function() task.all(function() return 1 end) end)
+  T.eq(until_queued(parent), "ready")
+  T.eq(parent:cancel(), true)
+  T.eq({ parent:join() }, { false, "cancelled" })
+  local quick = task.spawn(function() coroutine.yield() return 1 end)
+  local joiner = task.spawn(function() return quick:join() end)
+  T.eq(until_queued(joiner), "ready")
+  T.eq(joiner:cancel(), true)
+end)
+
 T.test("a child cancelled from outside makes task.all raise 'cancelled'", function()
   local victim
   local err = T.raises(function()
