@@ -1,7 +1,8 @@
 -- candled.cli (embedded): the subcommands scripts provide. A script's table may hold
 -- `commands = { <command> = function(ctx, args) ... end }`; `candled <command> ...` runs it as a
 -- task with ctx = {name, config (the script's options, as in run), tty (stderr is a terminal),
--- daemon (a daemon is running on the same database), log} and args = the words after the
+-- daemon (a daemon is running on the same database), out(text) and err(text) (stdout and stderr:
+-- scripts have no io library), log} and args = the words after the
 -- command. It returns the exit code (default 0); an error it raises is printed as one line and
 -- exits 1, or 2 when the error is a table {usage = message} (bad arguments). `--source NAME`
 -- picks among several scripts that provide the same command.
@@ -44,7 +45,9 @@ function M.run(command, tty, daemon, ...)
       table.concat(sources, ", ")))
   end
   local s = found[1]
-  local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = log }
+  local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = log,
+                out = function(text) io.stdout:write(text) end,
+                err = function(text) io.stderr:write(text) end }
   local usage = false
   local ok, code = xpcall(s.mod.commands[command], function(e)
     if type(e) == "table" and type(e.usage) == "string" then

@@ -200,10 +200,10 @@ function M.commands.backfill(ctx, args)
     error("backfill: " .. err, 0)
   end
   gt.store_pools(o, doc)
-  local out, now, started = io.stdout, time.now(), time.monotonic()
+  local now, started = time.now(), time.monotonic()
   local failures = 0
   if ctx.daemon then
-    out:write("a daemon is running on this database: it does the backfill on its budget (starting within a\n" ..
+    ctx.out("a daemon is running on this database: it does the backfill on its budget (starting within a\n" ..
               "minute); following its progress. Interrupting this only stops following.\n")
   end
   for _, tf in ipairs(list) do
@@ -214,7 +214,7 @@ function M.commands.backfill(ctx, args)
     local function progress(c)
       if not ctx.tty then return end
       local done = (c0.before or time.floor(now, step)) - (c.before or now)
-      io.stderr:write(("\r%-4s [%s] %3d%%  %d pages  %d bars "):format(tf, bar(done, span, 30),
+      ctx.err(("\r%-4s [%s] %3d%%  %d pages  %d bars "):format(tf, bar(done, span, 30),
         span > 0 and math.floor(100 * math.min(done / span, 1)) or 100, c.pages - pages0, c.rows - rows0))
     end
     local fresh, c, e, ecode = 0, nil, nil, nil
@@ -231,21 +231,21 @@ function M.commands.backfill(ctx, args)
       fresh, e, ecode = require("geckoterminal.ohlcv").update(o, pool, tf)   -- up to the present
       if fresh then c, e, ecode = M.series(o, pool, tf, progress, true) end
     end
-    if ctx.tty then io.stderr:write("\n") end
+    if ctx.tty then ctx.err("\n") end
     if not c then
       failures = failures + 1
-      out:write(("%s %s: failed: %s (%s)\n"):format(pool, tf, e, tostring(ecode)))
+      ctx.out(("%s %s: failed: %s (%s)\n"):format(pool, tf, e, tostring(ecode)))
       if FATAL[ecode] then break end
     else
       local range = db.first([[SELECT min(ts) AS lo, max(ts) AS hi, count(*) AS n FROM candles
           WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?]], gt.SOURCE, pool, tf, c.target)
-      out:write(("%s %s: %d bars stored (%d pages, %d from gaps), %d bars from %s to %s%s\n"):format(
+      ctx.out(("%s %s: %d bars stored (%d pages, %d from gaps), %d bars from %s to %s%s\n"):format(
         pool, tf, fresh + c.rows - rows0 + c.gap_rows, c.pages - pages0, c.gap_rows, range.n,
         fmt_time(range.lo), fmt_time(range.hi),
         c.first_ts and (", history starts " .. fmt_time(c.first_ts)) or ""))
     end
   end
-  out:write(("backfill %s: %d timeframe(s), %d failed, %.1f s\n"):format(pool, #list, failures,
+  ctx.out(("backfill %s: %d timeframe(s), %d failed, %.1f s\n"):format(pool, #list, failures,
             time.monotonic() - started))
   return failures == 0 and 0 or 1
 end

@@ -224,18 +224,17 @@ function M.commands.watchlist(ctx, args)
   local o = gt.start(ctx)
   local file = gt.watchlist_path(o)
   local sub = args[1]
-  local out = io.stdout
   if sub == "list" then
     local text, err, code = fs.read(file)
     if not text and code ~= "ENOENT" then error("watchlist: " .. err, 0) end
     local entries, problems = M.parse(o, text or "", file)
     if not entries then error("watchlist: " .. problems[1], 0) end
-    out:write(("%-5s %-12s %-10s %-46s %s\n"):format("LINE", "SYMBOL", "DEX", "POOL", "NAME"))
+    ctx.out(("%-5s %-12s %-10s %-46s %s\n"):format("LINE", "SYMBOL", "DEX", "POOL", "NAME"))
     for _, e in ipairs(entries) do
-      out:write(("%-5d %-12s %-10s %-46s %s\n"):format(e.line, e.symbol, e.dex, e.pool, e.name))
+      ctx.out(("%-5d %-12s %-10s %-46s %s\n"):format(e.line, e.symbol, e.dex, e.pool, e.name))
     end
-    for _, p in ipairs(problems) do io.stderr:write("skipped: ", p, "\n") end
-    out:write(("%d pool(s) in %s\n"):format(#entries, file))
+    for _, p in ipairs(problems) do ctx.err("skipped: " .. p .. "\n") end
+    ctx.out(("%d pool(s) in %s\n"):format(#entries, file))
     return 0
   end
   if sub ~= "add" and sub ~= "remove" then
@@ -281,7 +280,7 @@ function M.commands.watchlist(ctx, args)
       if not head:match("\n$") then head = head .. nl end
       return head .. csv.format_row(fields) .. nl
     end)
-    if ok then out:write(("added %s (%s) to %s\n"):format(gt.pool_id(o, addr), fields[1], file)) end
+    if ok then ctx.out(("added %s (%s) to %s\n"):format(gt.pool_id(o, addr), fields[1], file)) end
   else
     ok, err = edit_file(o, file, function(text, entries, rows, lines)
       local pieces = split_lines(text or "")
@@ -298,7 +297,7 @@ function M.commands.watchlist(ctx, args)
       end
       return nil, ("%s is not in %s"):format(addr, file)
     end)
-    if ok then out:write(("removed %s from %s (its data is kept)\n"):format(gt.pool_id(o, addr), file)) end
+    if ok then ctx.out(("removed %s from %s (its data is kept)\n"):format(gt.pool_id(o, addr), file)) end
   end
   if not ok then error(("watchlist %s: %s"):format(sub, err), 0) end
   return 0
