@@ -34,6 +34,7 @@ return {
       token = "base",                  -- or "quote": the quote token's prices
       include_empty_intervals = false, -- true: store the source's empty bars (volume 0)
       history_days = 180,              -- backfill depth (the API keeps about 6 months)
+      refresh_min = 300,               -- seconds between calls for one series (1m bars come 5 at a time)
       trades_min_usd = 100,            -- only trades above this volume
       trades_per_run = 10,             -- pools called per trades run (every 5 minutes); rotation beyond
     },

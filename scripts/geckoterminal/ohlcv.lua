@@ -1,5 +1,7 @@
 -- GeckoTerminal OHLCV, incremental: every minute, for every active watchlist pool and configured
--- timeframe (1m 5m 15m 1h 4h 12h 1d) whose next bar has closed, one "realtime" call fetches the
+-- timeframe (1m 5m 15m 1h 4h 12h 1d) whose next bar has closed (and, for bars shorter than
+-- refresh_min, default 5 minutes, once that many bars are due: 30 calls a minute do not go far
+-- with many pools), one "realtime" call fetches the
 -- bars from the newest stored one (re-reading the last few minutes, which the source's 60 s cache
 -- may have had incomplete) up to the present. The forming bar is never stored. A pool first seen
 -- gets its newest 1000 bars here; geckoterminal.backfill pages further back and fills any hole a
@@ -21,7 +23,10 @@ function M.update(o, pool, tf)
   local last_closed = time.floor(now, step) - step
   local cursor = series.want(gt.SOURCE, pool, tf, gt.target(o, tf, now))
   local newest = series.newest(gt.SOURCE, pool, tf)
-  if newest and newest >= last_closed then return 0 end
+  -- a series waits until a bar closed and refresh_min passed since its newest stored bar closed
+  if newest and (newest >= last_closed or last_closed - newest < math.max(step, o.refresh_min)) then
+    return 0
+  end
   -- from the newest stored bar (or the history target), re-reading the settle time
   local from = math.max(cursor.target, math.min(newest or cursor.target, time.floor(now - series.SETTLE, step)))
   local limit = math.max(1, math.min(gt.MAX_LIMIT, (last_closed - from) // step + 1))

@@ -81,6 +81,7 @@ local OPTIONS = {
   token = { "base", one_of("base", "quote") },
   include_empty_intervals = { false, boolean_ },
   history_days = { 180, number_(0) },
+  refresh_min = { 300, number_(0) },
   backfill_concurrency = { 2, number_(1, 16) },
   trades_min_usd = { 100, number_(0) },
   trades_per_run = { 10, number_(1) },

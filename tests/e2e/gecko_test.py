@@ -47,7 +47,7 @@ class Gecko(harness.Case):
 
     def config(self, pools, timeframes=None, days=1, schedules=None, **extra):
         self.watchlist(pools)
-        src = {"base_url": self.mock.url + "/api/v2", "history_days": days}
+        src = {"base_url": self.mock.url + "/api/v2", "history_days": days, "refresh_min": 60}
         if timeframes:
             src["timeframes"] = timeframes
         src.update(extra)
