@@ -230,7 +230,7 @@ class Gecko(harness.Case):
                               "--pool", "solana_" + CBRL, "--timeframe", "1m", "--days", "7"],
                              cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.procs.append(p)
-        self.wait_for(lambda: self.query("SELECT pages FROM backfill WHERE timeframe = '1m'")[0][0] >= 3,
+        self.wait_for(lambda: (self.query("SELECT pages FROM backfill WHERE timeframe = '1m'") or [(0,)])[0][0] >= 3,
                       what="three pages stored")
         p.send_signal(signal.SIGKILL)
         p.communicate()
