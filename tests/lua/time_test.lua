@@ -32,6 +32,18 @@ T.test("sleep(0) just yields", function()
   T.ok(time.monotonic() - t0 < 0.5)
 end)
 
+T.test("a loop of sleep(0) gives the loop back at each step (other tasks run in between)", function()
+  local task = require "rt.task"
+  local steps, other = 0, 0
+  local a = task.spawn(function() for _ = 1, 100 do time.sleep(0); steps = steps + 1 end end)
+  local b = task.spawn(function() while steps < 100 do coroutine.yield(); other = other + 1 end end)
+  a:join()
+  b:join()
+  -- libuv runs a 0 ms timer started inside a timer callback in the same pass: if the wake resumed the
+  -- task from the timer callback, all 100 steps would run before b's next turn.
+  T.ok(other >= 90, "the other task ran " .. other .. " times during 100 sleep(0)")
+end)
+
 T.test("sleep misuse raises", function()
   T.raises(function() time.sleep(-1) end, "seconds must be >= 0")
   T.raises(function() time.sleep(0 / 0) end, "seconds must be >= 0")
