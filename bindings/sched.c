@@ -6,6 +6,7 @@
 **             first_delay=seconds}                -- done runs after each run, outside the task
 **   sched.remove(name) -> bool
 **   sched.trigger(name) -> bool             -- run now (or right after the current run)
+**   ok, err = sched.check(every, cron)  -- would put accept this timing? (true, or nil + why)
 **   sched.list() -> {{name=, every=, cron=, next_due=, running=, pending=, runs=, failures=,
 **                     last_status=}, ...}
 */
@@ -45,6 +46,26 @@ static int rtl_sched_put(lua_State *L) {
   char err[256];
   if (rt_sched_put(rt, L, &spec, err, sizeof err) < 0) return luaL_error(L, "sched.put %s: %s", spec.name, err);
   return 0;
+}
+
+static int rtl_sched_check(lua_State *L) {
+  double d = 0;
+  rt_cron_t c;
+  char err[256];
+  int has_every = !lua_isnoneornil(L, 1), has_cron = !lua_isnoneornil(L, 2);
+  if (has_every && has_cron) return rtl_push_fail(L, "give 'every' or 'cron', not both", "EINVAL");
+  if (!has_every && !has_cron) return rtl_push_fail(L, "needs 'every' or 'cron'", "EINVAL");
+  if (has_cron) {
+    if (lua_type(L, 2) != LUA_TSTRING) return rtl_push_fail(L, "'cron' must be a string", "EINVAL");
+    if (rt_cron_parse(lua_tostring(L, 2), &c, err, sizeof err) < 0) return rtl_push_fail(L, err, "EINVAL");
+  } else if (lua_type(L, 1) == LUA_TNUMBER) {
+    if (!(lua_tonumber(L, 1) > 0)) return rtl_push_fail(L, "'every' must be > 0", "EINVAL");
+  } else if (lua_type(L, 1) != LUA_TSTRING || rt_sched_parse_duration(lua_tostring(L, 1), &d) < 0) {
+    lua_pushfstring(L, "bad duration '%s' for 'every'", luaL_tolstring(L, 1, NULL));
+    return rtl_push_fail(L, lua_tostring(L, -1), "EINVAL");
+  }
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int rtl_sched_remove(lua_State *L) {
@@ -89,7 +110,7 @@ static int rtl_sched_list(lua_State *L) {
 
 static const luaL_Reg sched_funcs[] = {
   {"put", rtl_sched_put}, {"remove", rtl_sched_remove}, {"trigger", rtl_sched_trigger},
-  {"list", rtl_sched_list}, {NULL, NULL}};
+  {"list", rtl_sched_list}, {"check", rtl_sched_check}, {NULL, NULL}};
 
 int luaopen_rt_sched(lua_State *L) {
   luaL_newlib(L, sched_funcs);

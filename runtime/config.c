@@ -36,6 +36,9 @@ static const rt_cfield_t paths_fields[] = {
 static const rt_cfield_t runtime_fields[] = {
   {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
   {"alert_after_failures", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
+  {"task_slice", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL},         /* hot reload + sandbox (issue 5) */
+  {"reload_debounce", RT_CT_NUMBER, NULL, NULL, "0.05", 0, NULL},
+  {"reload_watch", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
   END};
 static const rt_cfield_t http_fields[] = {
   {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL},
@@ -43,6 +46,10 @@ static const rt_cfield_t http_fields[] = {
   {"user_agent", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
   {"max_host_connections", RT_CT_INTEGER, NULL, NULL, "8", 0, NULL},
   {"max_body", RT_CT_INTEGER, NULL, NULL, "67108864", 0, NULL},
+  END};
+static const rt_cfield_t repl_fields[] = {
+  {"socket", RT_CT_STRING, NULL, NULL, "data/candled.sock", 0, NULL},   /* beside config.lua */
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
   END};
 static const rt_cfield_t source_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
@@ -96,6 +103,7 @@ static const rt_cfield_t root_fields[] = {
   {"paths", RT_CT_TABLE, paths_fields, NULL, NULL, 0, NULL},
   {"runtime", RT_CT_TABLE, runtime_fields, NULL, NULL, 0, NULL},
   {"http", RT_CT_TABLE, http_fields, NULL, NULL, 0, NULL},
+  {"repl", RT_CT_TABLE, repl_fields, NULL, NULL, 0, NULL},
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL},

@@ -17,6 +17,7 @@
 #include "runtime/budget.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
+#include "runtime/repl.h"
 #include "runtime/sched.h"
 #include "runtime/store.h"
 #include "runtime/task.h"
@@ -77,6 +78,7 @@ static void stop_handles(rt_t *rt) {
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
   }
   if (rt->sched) rt_sched_close(rt);
+  rt_repl_close(rt);                                /* REPL socket + clients (repl.c); no-op without */
   if (rt->budgets) rt_budgets_close(rt->budgets);   /* persists counts; no task is left to wait */
   if (rt->http) {
     rt_http_close(rt->http);   /* frees itself from its last close callback */

@@ -5,6 +5,8 @@
 **   candled eval [--config F] FILE|- [ARG...] runs Lua as a task with every module, then exits
 **   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
 **   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
+**   candled repl   [--config F] [--socket P]    a REPL into the running daemon (repl_client.c)
+**   candled reload [--config F] [--socket P] [NAME]   reload scripts through that socket
 **   candled help [COMMAND]
 **   candled --version
 **
@@ -14,6 +16,7 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <libgen.h>
+#include <lualib.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,8 @@
 #include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
+#include "runtime/repl.h"
+#include "runtime/repl_client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/store.h"
@@ -41,7 +46,8 @@ static const rt_vm_module_t modules[] = {
   {"rt.time", luaopen_rt_time}, {"rt.task", luaopen_rt_task}, {"rt.log", luaopen_rt_log},
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
-  {NULL, NULL}};
+  {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch},
+  {"rt.repl", luaopen_rt_repl}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
@@ -66,6 +72,19 @@ static const char *const help_text[][2] = {
                 "Show or edit the watchlist file (sources.geckoterminal.watchlist). Edits are atomic;\n"
                 "a running daemon applies them within seconds. Columns add is not given are taken\n"
                 "from the database or one API call.\n"},
+  {"repl", "usage: candled repl [--config FILE] [--socket PATH]\n"
+           "Attach to the running daemon's REPL (repl.socket, default data/candled.sock beside the\n"
+           "config file). Each input runs as a task in the daemon: expressions print their values,\n"
+           "statements run, http.get/db.query/time.sleep work; incomplete input asks for more.\n"
+           "Variables last for the session. help() lists the helpers: status(), tasks(), budgets(),\n"
+           "runs(script [, n]), alerts(), sql(query, ...), reload([name]), run(name), cancel(id),\n"
+           "last_error(name). On a terminal: line editing, history (~/.candled_history), Tab\n"
+           "completes names and fields, Ctrl-C cancels the running input, Ctrl-D exits.\n"
+           "Otherwise stdin is read line by line as if typed, results go to stdout and errors to\n"
+           "stderr; exit 1 if any input failed or the daemon cannot be reached.\n"},
+  {"reload", "usage: candled reload [--config FILE] [--socket PATH] [NAME]\n"
+             "Ask the running daemon to reload one script (or every script, strategy and the config)\n"
+             "and print the report. Exit 1 if anything was rejected or no daemon is reachable.\n"},
   {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
   {NULL, NULL}};
 
@@ -76,6 +95,8 @@ static void usage_overview(FILE *out) {
         "  eval     run a Lua file as a task with every rt.* module, then exit\n"
         "  backfill fetch one instrument's history now (with progress)\n"
         "  watchlist list, add or remove watchlist pools\n"
+        "  repl     attach to the running daemon (Lua REPL)\n"
+        "  reload   reload scripts in the running daemon\n"
         "  help     show help for a command\n"
         "  --version\n\n"
         "Run 'candled help <command>' for details.\n", out);
@@ -119,6 +140,19 @@ static void resolve_key(lua_State *L, const char *dir, const char *section, cons
   lua_pop(L, 1);
 }
 
+/* The directory relative config paths resolve against: the config file's, else the working
+** directory. `real` receives the config file's real path ("" when there is none). */
+static void config_dir_of(const char *config_path, int have_file, char *dir, size_t n, char *real) {
+  char tmp[PATH_MAX];
+  real[0] = 0;
+  if (have_file && realpath(config_path, real)) {
+    snprintf(tmp, sizeof tmp, "%s", real);     /* dirname() may write into its argument */
+    snprintf(dir, n, "%s", dirname(tmp));
+  } else if (!getcwd(dir, n)) {
+    snprintf(dir, n, ".");
+  }
+}
+
 /*
 ** Everything both commands need: loop, Lua, config, logger, HTTP engine, database.
 ** Returns 0, or 1 after printing one line to stderr.
@@ -138,15 +172,11 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     return 1;
   }
   /* Relative paths in the config resolve against the config file's directory. */
-  char real[PATH_MAX], dir[PATH_MAX];
-  int have_real = have_file && realpath(config_path, real);
-  if (have_real) {
-    snprintf(dir, sizeof dir, "%s", real);     /* dirname() may write into its argument */
-    snprintf(rt->config_dir, sizeof rt->config_dir, "%s", dirname(dir));
-  } else if (!getcwd(rt->config_dir, sizeof rt->config_dir)) {
-    snprintf(rt->config_dir, sizeof rt->config_dir, ".");
-  }
+  char real[PATH_MAX];
+  config_dir_of(config_path, have_file, rt->config_dir, sizeof rt->config_dir, real);
+  int have_real = real[0] != 0;
   resolve_key(L, rt->config_dir, "database", "path");
+  resolve_key(L, rt->config_dir, "repl", "socket");
   resolve_key(L, rt->config_dir, "paths", "scripts");
   resolve_key(L, rt->config_dir, "paths", "strategies");
   lua_pushvalue(L, -1);
@@ -303,12 +333,36 @@ static int cmd_script(rt_t *rt, const char *command, int argc, char **argv) {
 
 /* ---- run ------------------------------------------------------------------------------------ */
 
+/* Listen on repl.socket unless repl.enabled is false. Returns 0, or 1 after printing why. */
+static int start_repl(rt_t *rt) {
+  lua_State *L = rt->L;
+  char err[1024], path[PATH_MAX];
+  lua_getfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
+  rt_config_get(L, -1, "repl.enabled");
+  rt_config_get(L, -2, "repl.socket");        /* absolute: resolved by setup() */
+  int enabled = lua_toboolean(L, -2);
+  snprintf(path, sizeof path, "%s", lua_tostring(L, -1));
+  lua_pop(L, 3);
+  if (!enabled) return 0;
+  if (mkdirs_for(path) < 0) {
+    fprintf(stderr, "candled: repl.socket %s: cannot create its directory: %s\n", path, strerror(errno));
+    return 1;
+  }
+  if (rt_repl_start(rt, path, err, sizeof err) < 0) {
+    fprintf(stderr, "candled: %s\n", err);
+    return 1;
+  }
+  rt_log_printf(rt->log, RT_LOG_INFO, NULL, "repl listening on %s", path);
+  return 0;
+}
+
 static int run_daemon(rt_t *rt) {
   lua_State *L = rt->L;
   if (rt_sched_init(rt) < 0 || rt_signals_start(rt) < 0) {
     fprintf(stderr, "candled: cannot start the scheduler\n");
     return 1;
   }
+  if (start_repl(rt) != 0) return 1;
   lua_getglobal(L, "require");
   lua_pushliteral(L, "candled.daemon");
   if (rt_vm_pcall(L, 1, 1) != LUA_OK) {
@@ -340,6 +394,47 @@ static int cmd_run(rt_t *rt) {
   return code;
 }
 
+/* ---- repl / reload: clients of a running daemon ------------------------------------------- */
+
+/*
+** The socket a client connects to: repl.socket of the config (defaults, CANDLED_REPL__SOCKET),
+** resolved against the config file's directory. Only loads and validates the config: nothing is
+** opened or created. Returns 0, or 1 after printing why.
+*/
+static int client_socket(const char *config_path, int explicit_config, char *out, size_t n) {
+  char err[1024], dir[PATH_MAX], real[PATH_MAX];
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "candled: cannot create the Lua state\n");
+    return 1;
+  }
+  luaL_openlibs(L);
+  struct stat st;
+  int have_file = stat(config_path, &st) == 0;
+  if (rt_config_load(L, have_file || explicit_config ? config_path : NULL, explicit_config, environ, err,
+                     sizeof err) < 0) {
+    fprintf(stderr, "candled: %s\n", err);
+    lua_close(L);
+    return 1;
+  }
+  config_dir_of(config_path, have_file, dir, sizeof dir, real);
+  rt_config_get(L, -1, "repl.socket");
+  resolve(dir, lua_tostring(L, -1), out, n);
+  lua_close(L);
+  return 0;
+}
+
+static int cmd_client(const char *cmd, const char *config_path, int explicit_config, const char *socket,
+                      int argc, char **argv) {
+  char path[PATH_MAX];
+  if (strcmp(cmd, "repl") == 0 && argc > 0) return usage_error("unexpected argument", argv[0]);
+  if (strcmp(cmd, "reload") == 0 && argc > 1) return usage_error("unexpected argument", argv[1]);
+  if (socket) snprintf(path, sizeof path, "%s", socket);
+  else if (client_socket(config_path, explicit_config, path, sizeof path) != 0) return 1;
+  if (strcmp(cmd, "repl") == 0) return rt_repl_client_run(path);
+  return rt_repl_client_reload(path, argc > 0 ? argv[0] : NULL);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage_overview(stderr);
@@ -364,8 +459,10 @@ int main(int argc, char **argv) {
     return usage_error("no such command", argv[2]);
   }
   int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0;
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted) return usage_error("unknown command", cmd);
-  const char *config_path = getenv("CANDLED_CONFIG");
+  int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client)
+    return usage_error("unknown command", cmd);
+  const char *config_path = getenv("CANDLED_CONFIG"), *socket = NULL;
   int explicit_config = config_path != NULL;
   int i = 2;
   while (i < argc && argv[i][0] == '-' && argv[i][1]) {
@@ -373,6 +470,10 @@ int main(int argc, char **argv) {
       if (i + 1 >= argc) return usage_error("--config needs a file", NULL);
       config_path = argv[i + 1];
       explicit_config = 1;
+      i += 2;
+    } else if (client && strcmp(argv[i], "--socket") == 0) {
+      if (i + 1 >= argc) return usage_error("--socket needs a path", NULL);
+      socket = argv[i + 1];
       i += 2;
     } else if (strcmp(argv[i], "--") == 0) {
       i++;
@@ -386,6 +487,7 @@ int main(int argc, char **argv) {
   if (!config_path) config_path = "config.lua";
   if (strcmp(cmd, "run") == 0 && i < argc) return usage_error("unexpected argument", argv[i]);
   if (strcmp(cmd, "eval") == 0 && i >= argc) return usage_error("eval needs a FILE (or - for stdin)", NULL);
+  if (client) return cmd_client(cmd, config_path, explicit_config, socket, argc - i, argv + i);
 
   rt_t rt = {0};
   int code = setup(&rt, config_path, explicit_config);

@@ -20,6 +20,7 @@ typedef struct rt_http_s rt_http_t;
 typedef struct rt_store_s rt_store_t;
 typedef struct rt_sched_s rt_sched_t;
 typedef struct rt_budgets_s rt_budgets_t;
+typedef struct rt_repl_s rt_repl_t;
 
 /* The list of live tasks and the ready queue (task.c). */
 typedef struct rt_tasks_s {
@@ -40,6 +41,7 @@ struct rt_s {
   rt_store_t *store;        /* NULL until the database is opened */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
+  rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */

@@ -88,6 +88,14 @@ static entry_t *find(rt_sched_t *s, const char *name) {
   return NULL;
 }
 
+/* A removed entry of the same name whose last run is still going (a script deleted and created
+** again, or renamed back, during a run): the new entry waits for it, so one name never runs twice. */
+static entry_t *find_removed_running(rt_sched_t *s, const char *name) {
+  for (entry_t *e = s->head; e; e = e->next)
+    if (e->removed && e->running && strcmp(e->name, name) == 0) return e;
+  return NULL;
+}
+
 /* ---- timing --------------------------------------------------------------------------------- */
 
 static void on_uv_tick(uv_timer_t *tm);
@@ -178,9 +186,10 @@ static void on_run_done(rt_task_t *t, void *ud) {
   e->running = 0;
   e->task = NULL;
   rt_task_unref(t);
-  if (e->pending && !e->removed && !e->s->closing && !rt->stopping) {
-    e->pending = 0;
-    run_start(e);
+  entry_t *next = e->removed ? find(e->s, e->name) : e;   /* a removed entry hands over to its successor */
+  if (next && next->pending && !next->running && !e->s->closing && !rt->stopping) {
+    next->pending = 0;
+    run_start(next);
   }
   entry_maybe_free(e);
 }
@@ -188,6 +197,10 @@ static void on_run_done(rt_task_t *t, void *ud) {
 static void run_start(entry_t *e) {
   rt_t *rt = e->s->rt;
   lua_State *L = rt->L;
+  if (find_removed_running(e->s, e->name)) {   /* after the old entry's run (on_run_done) */
+    e->pending = 1;
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, e->fn_ref);            /* [f] */
   rt_task_t *t = rt_task_spawn(rt, L, 0, e->name, NULL);  /* [] */
   if (!t) {

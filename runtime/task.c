@@ -206,6 +206,7 @@ static void task_step(rt_task_t *t, int nargs) {
   t->state = RT_TASK_RUNNING;
   t->cancel_fn = NULL;
   q->current = t;
+  t->resumed_ns = uv_hrtime();                 /* a fresh CPU slice (vm.c's count hook) */
   st = lua_resume(t->co, NULL, nargs, &nres);
   q->current = prev;
   if (st == LUA_YIELD) {

@@ -46,6 +46,8 @@ struct rt_task_s {
   rt_task_t *next;            /* rt->tasks.head list */
   rt_task_t *ready_next;      /* ready queue */
   int resume_nargs;           /* values pushed for the next resume from the ready queue */
+  uint64_t resumed_ns;        /* uv_hrtime() when the coroutine was last resumed (CPU slice, vm.c) */
+  int interrupted;            /* the CPU slice fired: every later line raises again (vm.c) */
 };
 
 /// Set up the task list of `rt` (its idle handle on rt->loop).

@@ -5,6 +5,14 @@
 ** which is how rt_from_lua() finds the context from any thread without a registry lookup.
 ** Modules (bindings) and embedded Lua (the files of runtime/lua/ as "candled.<name>") are installed in
 ** package.preload: nothing is loaded until required.
+**
+** CPU limits (style.md 3.9). A count hook is set on the main thread, so every thread created later
+** (tasks, and a script's own coroutines) inherits it. Every HOOK_COUNT instructions it checks two
+** clocks: the task slice (time since the current task was last resumed, rt_task_t.resumed_ns) and
+** the deadline of rt_vm_pcall_budget (a script's top level at load). Past either it raises and
+** switches the thread to a per-line hook, so a pcall loop cannot swallow the interruption: an
+** interrupted task raises on every line until it ends (Redis' luaMaskCountHook does the same).
+** The limits live in a userdata anchored in the registry (owned by the Lua state, freed with it).
 */
 #include "runtime/vm.h"
 
@@ -15,6 +23,62 @@
 
 #include "runtime/log.h"
 #include "runtime/rt.h"
+#include "runtime/task.h"
+
+#define HOOK_COUNT 10000                       /* instructions between clock checks */
+
+/* The limits of one Lua state; a userdata in the registry under &limits_key. */
+typedef struct {
+  uint64_t slice_ns;        /* runtime.task_slice in ns; 0 = tasks are never interrupted */
+  uint64_t deadline_ns;     /* uv_hrtime() deadline of the running rt_vm_pcall_budget, or 0 */
+  double budget_s;          /* that budget in seconds (for the message) */
+} limits_t;
+
+static const char limits_key = 0;              /* its address is the registry key */
+
+static limits_t *limits(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &limits_key);
+  limits_t *lim = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return lim;
+}
+
+/*
+** The count hook. Raises "<where>: interrupted: ..." when the deadline of a budgeted call or the
+** current task's slice has passed; re-arms itself on every line first.
+*/
+static void on_count_hook(lua_State *L, lua_Debug *ar) {
+  limits_t *lim = limits(L);
+  if (!lim) return;
+  uint64_t now = uv_hrtime();
+  char why[160];
+  if (lim->deadline_ns && now > lim->deadline_ns) {
+    snprintf(why, sizeof why, "interrupted: the top level ran longer than its budget of %gs "
+             "(runtime.task_slice)", lim->budget_s);
+  } else {
+    rt_task_t *t = rt_from_lua(L)->tasks.current;
+    if (!t || !(t->interrupted || (lim->slice_ns && now - t->resumed_ns > lim->slice_ns))) return;
+    t->interrupted = 1;
+    snprintf(why, sizeof why, "interrupted: ran longer than runtime.task_slice (%gs) without yielding",
+             (double)lim->slice_ns / 1e9);
+  }
+  lua_sethook(L, on_count_hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_COUNT);
+  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+    lua_pushfstring(L, "%s:%d: %s", ar->short_src, ar->currentline, why);
+  else
+    lua_pushstring(L, why);
+  lua_error(L);
+}
+
+void rt_vm_set_task_slice(lua_State *L, double seconds) {
+  limits_t *lim = limits(L);
+  if (lim) lim->slice_ns = seconds > 0 ? (uint64_t)(seconds * 1e9) : 0;
+}
+
+double rt_vm_task_slice(lua_State *L) {
+  limits_t *lim = limits(L);
+  return lim ? (double)lim->slice_ns / 1e9 : 0;
+}
 
 static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   rt_t *rt = ud;
@@ -43,6 +107,29 @@ static int msgh(lua_State *L) {
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
+}
+
+/*
+** rt_vm_pcall under a wall-clock budget. Nested calls never extend the outer deadline. Inside a task
+** the call starts a fresh slice and the task gets another one after it: the budget, not the caller's
+** slice, bounds the call (only the runtime's own Lua calls this, never a script).
+*/
+int rt_vm_pcall_budget(lua_State *L, int nargs, int nresults, double seconds) {
+  limits_t *lim = limits(L);
+  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  uint64_t saved = lim->deadline_ns, now = uv_hrtime();
+  double saved_s = lim->budget_s;
+  uint64_t dl = now + (uint64_t)(seconds * 1e9);
+  if (saved && saved < dl) dl = saved;
+  else lim->budget_s = seconds;
+  lim->deadline_ns = dl;
+  if (t) t->resumed_ns = now;
+  int rc = rt_vm_pcall(L, nargs, nresults);
+  lim->deadline_ns = saved;
+  lim->budget_s = saved_s;
+  if (t && !t->interrupted) t->resumed_ns = uv_hrtime();
+  lua_sethook(L, on_count_hook, LUA_MASKCOUNT, HOOK_COUNT);   /* undo a per-line re-arm */
+  return rc;
 }
 
 int rt_vm_pcall(lua_State *L, int nargs, int nresults) {
@@ -101,6 +188,10 @@ int rt_vm_open(rt_t *rt, const rt_vm_module_t *modules) {
   lua_pushliteral(L, "");
   lua_setfield(L, -2, "path");
   lua_pop(L, 1);
+  limits_t *lim = lua_newuserdatauv(L, sizeof *lim, 0);
+  memset(lim, 0, sizeof *lim);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &limits_key);
+  lua_sethook(L, on_count_hook, LUA_MASKCOUNT, HOOK_COUNT);   /* inherited by every new thread */
   return 0;
 }
 

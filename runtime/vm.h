@@ -24,6 +24,16 @@ void rt_vm_close(rt_t *rt);
 /// lua_pcall with a traceback message handler: [f, args] -> [results] or [message+traceback].
 int rt_vm_pcall(lua_State *L, int nargs, int nresults);
 
+/// [f, args] -> [results] or [message+traceback], like rt_vm_pcall, but the call is interrupted
+/// (a Lua error "<file>:<line>: interrupted: ...") once it has run `seconds` of wall time without
+/// returning. Nested calls keep the earlier deadline. Loop thread; used for scripts' top levels.
+int rt_vm_pcall_budget(lua_State *L, int nargs, int nresults, double seconds);
+
+/// The CPU slice of tasks: a task that runs `seconds` since its last resume without yielding is
+/// interrupted (0 = never, the default; `candled run` sets runtime.task_slice).
+void rt_vm_set_task_slice(lua_State *L, double seconds);
+double rt_vm_task_slice(lua_State *L);
+
 /// Prepend `dir/?.lua;dir/?/init.lua` to package.path.
 void rt_vm_add_path(lua_State *L, const char *dir);
 

@@ -5,8 +5,9 @@
 --   files, err = scripts.scan(dir)          -- {{path=, module=}, ...}: every *.lua, sorted
 --   mod, err   = scripts.load(path)         -- the table the file returns, or nil, error
 --   name       = scripts.module_name(rel)   -- "binance/klines.lua" -> "binance.klines"
---   cfg        = scripts.config(name, mod)  -- the script's options (ctx.config)
---   on, why    = scripts.enabled(name, mod) -- false, "<config key>" when config turns it off
+--   cfg        = scripts.config(name, mod [, cfg])  -- the script's options (ctx.config)
+--   on, why    = scripts.enabled(name, mod [, cfg]) -- false, "<config key>" when config turns it off
+--   why        = scripts.validate(mod, path)        -- why a loaded table is not a script, or nil
 --
 -- discover() returns one entry per file, in path order, whatever the file holds:
 --   path     the file                          module   its module name (see module_name)
@@ -21,11 +22,13 @@
 -- what is scheduled. When dir cannot be listed the list is empty and err says why.
 --
 -- Layout: the module name is the path below dir with dots; dot-directories and the top-level
--- lib/ (plain modules for require) are skipped. Loading runs the file's chunk in its own
--- environment over _G, where print() goes to the log; a script starts nothing at load time.
+-- lib/ (plain modules for require) are skipped. Loading runs the file's chunk in its own sandboxed
+-- environment (candled.sandbox: no io, os.execute, debug...; print() goes to the log; globals are
+-- read-only) with its top level under the runtime.task_slice budget; a script starts nothing at
+-- load time. `cfg` in config/enabled: a whole config table to read instead of rt.config's.
 local config = require "rt.config"
 local fs = require "rt.fs"
-local log = require "rt.log"
+local modules = require "candled.modules"
 
 local M = {}
 
@@ -53,44 +56,50 @@ function M.scan(dir)
   return scan(dir, "", {})
 end
 
-local function script_print(...)
-  local parts = table.pack(...)
-  for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-  log.info(table.concat(parts, "\t"))
+-- Why `mod` (what path returned) cannot be a script, or nil.
+function M.validate(mod, path)
+  if type(mod) ~= "table" then return path .. ": must return a table, returned " .. type(mod) end
+  if mod.run ~= nil and type(mod.run) ~= "function" then return path .. ": 'run' must be a function" end
+  if mod.name ~= nil and type(mod.name) ~= "string" then return path .. ": 'name' must be a string" end
+  if mod.source ~= nil and type(mod.source) ~= "string" then return path .. ": 'source' must be a string" end
+  for _, k in ipairs({ "check", "migrate" }) do   -- a bad `watch` is only logged (daemon)
+    if mod[k] ~= nil and type(mod[k]) ~= "function" then return path .. ": '" .. k .. "' must be a function" end
+  end
+  if mod.commands ~= nil and type(mod.commands) ~= "table" then return path .. ": 'commands' must be a table" end
 end
 
--- Load one file: its table, or nil and why (syntax error, error with traceback, wrong types).
-function M.load(path)
-  local env = setmetatable({ print = script_print }, { __index = _G })
-  local chunk, err = loadfile(path, "t", env)
-  if not chunk then return nil, err end
-  local ok, mod = xpcall(chunk, debug.traceback)
-  if not ok then return nil, mod end
-  if type(mod) ~= "table" then return nil, path .. ": must return a table, returned " .. type(mod) end
-  if mod.run ~= nil and type(mod.run) ~= "function" then return nil, path .. ": 'run' must be a function" end
-  if mod.name ~= nil and type(mod.name) ~= "string" then return nil, path .. ": 'name' must be a string" end
-  if mod.source ~= nil and type(mod.source) ~= "string" then return nil, path .. ": 'source' must be a string" end
-  return mod
+-- Load one file in its sandbox (candled.modules): its table, or nil and why (syntax error, error
+-- with traceback, interrupted top level, wrong types). A good load becomes the live module.
+function M.load(path, module)
+  module = module or modules.name_of(path) or path
+  local b = modules.batch({ [module] = true })
+  local rec, err = b:load(module, path, "script")
+  if not rec then return nil, err end
+  local why = M.validate(rec.value, path)
+  if why then return nil, why end
+  b:commit()
+  return rec.value
 end
 
 -- config section `section` entry `key` (script names hold dots, so no dotted path lookup).
-local function entry(section, key)
-  return config.get(section)[key] or {}
+local function entry(section, key, whole)
+  local t = whole and whole[section] or (not whole and config.get(section)) or {}
+  return t[key] or {}
 end
 
 -- The script's options: its source's section, overlaid with scripts.<name>. A fresh table.
-function M.config(name, mod)
+function M.config(name, mod, whole)
   local cfg = {}
   if mod.source then
-    for k, v in pairs(entry("sources", mod.source)) do cfg[k] = v end
+    for k, v in pairs(entry("sources", mod.source, whole)) do cfg[k] = v end
   end
-  for k, v in pairs(entry("scripts", name)) do cfg[k] = v end
+  for k, v in pairs(entry("scripts", name, whole)) do cfg[k] = v end
   return cfg
 end
 
-function M.enabled(name, mod)
-  if entry("scripts", name).enabled == false then return false, "scripts." .. name .. ".enabled" end
-  if mod.source and entry("sources", mod.source).enabled == false then
+function M.enabled(name, mod, whole)
+  if entry("scripts", name, whole).enabled == false then return false, "scripts." .. name .. ".enabled" end
+  if mod.source and entry("sources", mod.source, whole).enabled == false then
     return false, "sources." .. mod.source .. ".enabled"
   end
   return true
@@ -101,7 +110,7 @@ function M.discover(dir)
   local files, err = M.scan(dir)
   if not files then return {}, err end
   for _, f in ipairs(files) do
-    local mod, why = M.load(f.path)
+    local mod, why = M.load(f.path, f.module)
     if mod then
       f.mod, f.name = mod, mod.name or f.module
       f.config = M.config(f.name, mod)

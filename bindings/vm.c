@@ -1,0 +1,84 @@
+/*
+** bindings/vm.c - Lua module "rt.vm": controls of the runtime for its own embedded Lua (the daemon's
+** reload code in runtime/lua/). Scripts cannot require it (candled.sandbox refuses it).
+**
+**   ok, ...      = vm.pcall_budget(seconds, f, ...)  -- f(...) protected, interrupted after `seconds`
+**                                                   -- of wall time; false, message+traceback on error
+**   seconds      = vm.task_slice([seconds])          -- get (and set) the CPU slice of tasks; 0 = off
+**   bool         = vm.stopping()                     -- the daemon is shutting down
+**   cfg, err     = vm.config_load()                  -- read and validate the config file again
+**                                                   -- (defaults, CANDLED_* overrides); not applied
+**   vm.config_commit(cfg)                            -- make cfg the config rt.config returns and apply
+**                                                   -- log.level, runtime.shutdown_grace,
+**                                                   -- runtime.alert_after_failures, runtime.task_slice
+*/
+#include "bindings/bindings.h"
+
+#include "runtime/config.h"
+#include "runtime/log.h"
+#include "runtime/vm.h"
+
+extern char **environ;
+
+static int rtl_vm_pcall_budget(lua_State *L) {
+  double seconds = luaL_checknumber(L, 1);
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  int nargs = lua_gettop(L) - 2;
+  int rc = rt_vm_pcall_budget(L, nargs, LUA_MULTRET, seconds);   /* [seconds results...] */
+  lua_pushboolean(L, rc == LUA_OK);
+  lua_replace(L, 1);                           /* [ok results...] */
+  return lua_gettop(L);
+}
+
+static int rtl_vm_task_slice(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) rt_vm_set_task_slice(L, luaL_checknumber(L, 1));
+  lua_pushnumber(L, rt_vm_task_slice(L));
+  return 1;
+}
+
+static int rtl_vm_stopping(lua_State *L) {
+  lua_pushboolean(L, rt_from_lua(L)->stopping);
+  return 1;
+}
+
+static int rtl_vm_config_load(lua_State *L) {
+  char err[1024];
+  if (lua_getfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file") != LUA_TSTRING)
+    return rtl_push_fail(L, "there is no config file to reload", "ENOENT");
+  const char *path = lua_tostring(L, -1);      /* kept alive by the registry */
+  lua_pop(L, 1);
+  if (rt_config_load(L, path, 1, environ, err, sizeof err) < 0) return rtl_push_fail(L, err, "CONFIG");
+  return 1;
+}
+
+/* Copy a config value into the runtime context (the fields setup() in main.c fills). */
+static void apply_live(lua_State *L, rt_t *rt) {
+  rt_config_get(L, 1, "log.level");
+  int level = rt_log_parse_level(lua_tostring(L, -1));
+  if (level >= 0) rt_log_set_level(rt->log, (rt_log_level_t)level);
+  rt_config_get(L, 1, "runtime.shutdown_grace");
+  rt->shutdown_grace = lua_tonumber(L, -1);
+  rt_config_get(L, 1, "runtime.alert_after_failures");
+  rt->alert_after_failures = (int)lua_tointeger(L, -1);
+  if (rt_config_get(L, 1, "runtime.task_slice") == LUA_TNUMBER && rt_vm_task_slice(L) > 0)
+    rt_vm_set_task_slice(L, lua_tonumber(L, -1));   /* only where slices are on (the daemon) */
+  lua_pop(L, 4);
+}
+
+static int rtl_vm_config_commit(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  apply_live(L, rt_from_lua(L));
+  lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
+  return 0;
+}
+
+static const luaL_Reg vm_funcs[] = {
+  {"pcall_budget", rtl_vm_pcall_budget}, {"task_slice", rtl_vm_task_slice},
+  {"stopping", rtl_vm_stopping},         {"config_load", rtl_vm_config_load},
+  {"config_commit", rtl_vm_config_commit}, {NULL, NULL}};
+
+int luaopen_rt_vm(lua_State *L) {
+  luaL_newlib(L, vm_funcs);
+  return 1;
+}
