@@ -172,11 +172,14 @@ end)
 
 T.test("5xx and resets are retried with backoff; retries are counted", function()
   reset()
-  -- The 503 closes its connection, so the reset hits a fresh one: on a reused connection libcurl
-  -- itself silently sends the request again, and the test would count one retry or two by chance.
+  -- The reset must hit a fresh connection: on a reused one libcurl itself silently sends the request
+  -- again, and the test would count one retry or two by chance. So these requests go to a host name
+  -- no earlier request used (no idle connection to reuse), and the 503 closes its connection.
+  local fresh = M:gsub("//127%.0%.0%.1:", "//localhost:")
+  T.ok(fresh ~= M, "MOCK_URL is on 127.0.0.1: " .. M)
   mock("POST", "/_mock/faults", { path = "/echo", status = 503, times = 1, headers = { Connection = "close" } })
   mock("POST", "/_mock/faults", { path = "/echo", reset = true, after = 1, times = 1 })
-  local res = T.ok(http.get(M .. "/echo", { budget = "flaky" }))
+  local res = T.ok(http.get(fresh .. "/echo", { budget = "flaky" }))
   T.eq(res.status, 200)
   T.eq(#mock("GET", "/_mock/requests?path=/echo"), 3)
   T.eq(budget.status("flaky").metrics.retries, 2)
