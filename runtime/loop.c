@@ -15,6 +15,7 @@
 #include <sys/time.h>
 
 #include "runtime/budget.h"
+#include "runtime/checkpoint.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
 #include "runtime/repl.h"
@@ -151,6 +152,8 @@ void rt_close(rt_t *rt) {
   rt->stopping = 1;
   rt_task_cancel_all(rt);
   stop_handles(rt);
+  rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
+  rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
   rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */
   if (rt->store) {

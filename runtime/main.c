@@ -28,6 +28,7 @@
 
 #include "bindings/bindings.h"
 #include "runtime/budget.h"
+#include "runtime/checkpoint.h"
 #include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
@@ -229,6 +230,7 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: database.path: %s\n", err);
     return 1;
   }
+  rt->checkpoint = rt_checkpoint_start(&rt->loop, rt->store, rt->log, 1000);
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
   rt_config_get(L, -1, "runtime.alert_after_failures");
   rt->alert_after_failures = (int)lua_tointeger(L, -1);

@@ -18,6 +18,7 @@ typedef struct rt_log_s rt_log_t;
 typedef struct rt_task_s rt_task_t;
 typedef struct rt_http_s rt_http_t;
 typedef struct rt_store_s rt_store_t;
+typedef struct rt_checkpoint_s rt_checkpoint_t;
 typedef struct rt_sched_s rt_sched_t;
 typedef struct rt_budgets_s rt_budgets_t;
 typedef struct rt_repl_s rt_repl_t;
@@ -39,6 +40,7 @@ struct rt_s {
   rt_log_t *log;
   rt_http_t *http;
   rt_store_t *store;        /* NULL until the database is opened */
+  rt_checkpoint_t *checkpoint; /* the store's WAL checkpoints off the loop thread (checkpoint.c) */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
   rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
