@@ -37,15 +37,12 @@ typedef struct {
 
 static void on_uv_sleeper_closed(uv_handle_t *h) { free(h->data); }
 
-/* The wake goes through the ready queue, not straight into the task: libuv runs a 0 ms timer started
-** inside a timer callback in the same pass, so a task looping on time.sleep(0) would otherwise never
-** give the loop back (I/O and other timers would wait for all of its steps). */
+/* time.sleep(0) in a loop still gives the loop back at each step: see rt_task_resume. */
 static void on_uv_wake(uv_timer_t *tm) {
   sleeper_t *s = tm->data;
   rt_task_t *t = s->task;
   uv_close((uv_handle_t *)tm, on_uv_sleeper_closed);
-  rt_task_on_cancel(t, NULL, NULL);            /* the timer is closing: nothing left to cancel */
-  rt_task_resume_later(t, 0);
+  rt_task_resume(t, 0);
 }
 
 static void cancel_sleep(void *ud) {

@@ -110,8 +110,12 @@ static void deliver_as(watcher_t *w, int later) {
     w->n = 0;
     w->hup = 0;
   }
-  if (later) rt_task_resume_later(t, 1);
-  else rt_task_resume(t, 1);
+  if (later) {
+    rt_task_on_cancel(t, NULL, NULL);          /* w may be freed before t runs */
+    rt_task_resume_later(t, 1);
+  } else {
+    rt_task_resume(t, 1);
+  }
 }
 
 static void deliver(watcher_t *w) { deliver_as(w, 0); }
@@ -241,7 +245,7 @@ static int rtl_watch_wait(lua_State *L) {
   if (w->waiter) return luaL_error(L, "rt.watch: another task is already waiting");
   rt_task_t *t = rt_task_check_can_park(L, "watch:wait");
   w->waiter = t;
-  if (w->n > 0 || w->hup) {                    /* queued: deliver on the next iteration */
+  if (w->n > 0 || w->hup) {                    /* queued: deliver from the loop, not from here */
     uv_timer_start(&w->timer, on_uv_timeout, 0, 0);
   } else if (timeout >= 0) {
     uv_timer_start(&w->timer, on_uv_timeout, (uint64_t)(timeout * 1000), 0);

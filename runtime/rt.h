@@ -29,6 +29,8 @@ typedef struct rt_tasks_s {
   rt_task_t *ready_head;    /* FIFO of tasks waiting for their first (or next) resume */
   rt_task_t *ready_tail;
   uv_idle_t idle;           /* runs the ready queue; active only while it is non-empty */
+  uv_prepare_t prepare;     /* counts loop passes (unref'd): see rt_task_resume */
+  uint64_t pass;            /* loop passes so far */
   uint64_t next_id;
   int live;                 /* tasks not yet ended */
   rt_task_t *current;       /* the task whose coroutine is running now, or NULL */

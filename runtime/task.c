@@ -66,14 +66,23 @@ static void on_uv_idle(uv_idle_t *h) {
   if (!q->ready_head) uv_idle_stop(h);
 }
 
+static void on_uv_prepare(uv_prepare_t *h) { ((rt_t *)h->data)->tasks.pass++; }
+
 int rt_tasks_init(rt_t *rt) {
   rt->tasks.next_id = 1;
   rt->tasks.idle.data = rt;
-  return uv_idle_init(&rt->loop, &rt->tasks.idle);
+  rt->tasks.prepare.data = rt;
+  int rc = uv_idle_init(&rt->loop, &rt->tasks.idle);
+  if (rc == 0) rc = uv_prepare_init(&rt->loop, &rt->tasks.prepare);
+  if (rc == 0) rc = uv_prepare_start(&rt->tasks.prepare, on_uv_prepare);
+  if (rc == 0) uv_unref((uv_handle_t *)&rt->tasks.prepare);
+  return rc;
 }
 
 void rt_tasks_close(rt_t *rt) {
   uv_handle_t *h = (uv_handle_t *)&rt->tasks.idle;
+  if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
+  h = (uv_handle_t *)&rt->tasks.prepare;
   if (h->loop && !uv_is_closing(h)) uv_close(h, NULL);
 }
 
@@ -243,6 +252,7 @@ rt_task_t *rt_task_check_can_park(lua_State *L, const char *what) {
 int rt_task_park_k(lua_State *L, const char *what, lua_KContext ctx, lua_KFunction k) {
   rt_task_t *t = rt_task_check_can_park(L, what);
   t->state = RT_TASK_PARKED;
+  t->parked_pass = t->rt->tasks.pass;
   t->yields++;
   return lua_yieldk(L, 0, ctx, k);
 }
@@ -254,9 +264,21 @@ void rt_task_on_cancel(rt_task_t *t, rt_task_cancel_fn fn, void *ud) {
   t->cancel_ud = ud;
 }
 
+/*
+** A task that parked in this same loop pass is resumed from the ready queue, not from here. libuv
+** runs a 0 ms timer started inside a timer callback in the same pass (1.44), and a primitive may
+** finish at once through one (time.sleep(0), a budget's fast failure, queued watch events): resumed
+** directly, a task looping on such a call would never give the loop back. The ready queue takes
+** only the tasks queued before it started, so I/O and timers run between two such steps.
+*/
 void rt_task_resume(rt_task_t *t, int nargs) {
   if (t->state != RT_TASK_PARKED) {            /* not ours to resume: drop the values */
     if (t->co) lua_pop(t->co, nargs);
+    return;
+  }
+  if (t->parked_pass == t->rt->tasks.pass) {
+    t->cancel_fn = NULL;                       /* the primitive is done: nothing left to cancel */
+    ready_push(t->rt, t, nargs);
     return;
   }
   task_step(t, nargs);

@@ -47,6 +47,7 @@ struct rt_task_s {
   rt_task_t *ready_next;      /* ready queue */
   int resume_nargs;           /* values pushed for the next resume from the ready queue */
   uint64_t resumed_ns;        /* uv_hrtime() when the coroutine was last resumed (CPU slice, vm.c) */
+  uint64_t parked_pass;       /* rt->tasks.pass when the task last parked */
   int interrupted;            /* the CPU slice fired: every later line raises again (vm.c) */
 };
 
@@ -78,7 +79,8 @@ rt_task_t *rt_task_check_can_park(lua_State *L, const char *what);
 void rt_task_on_cancel(rt_task_t *t, rt_task_cancel_fn fn, void *ud);
 
 /// Resume a parked task with `nargs` values already pushed on its thread. Loop thread only, never
-/// from inside that task's own coroutine.
+/// from inside that task's own coroutine. The primitive is done: its cancel hook is dropped. A task
+/// that parked in this same loop pass goes through the ready queue instead (see task.c).
 void rt_task_resume(rt_task_t *t, int nargs);
 /// Queue a resume for the next loop iteration (safe from anywhere, including inside Lua). The
 /// cancel hook stays armed until the task runs, so it must cope with a completed operation.

@@ -39,9 +39,10 @@ T.test("a loop of sleep(0) gives the loop back at each step (other tasks run in 
   local b = task.spawn(function() while steps < 100 do coroutine.yield(); other = other + 1 end end)
   a:join()
   b:join()
-  -- libuv runs a 0 ms timer started inside a timer callback in the same pass: if the wake resumed the
-  -- task from the timer callback, all 100 steps would run before b's next turn.
-  T.ok(other >= 90, "the other task ran " .. other .. " times during 100 sleep(0)")
+  -- libuv runs a 0 ms timer started inside a timer callback in the same pass: if every wake resumed
+  -- the task from the timer callback, all 100 steps would run before b's next turn. A loop pass now
+  -- runs at most two of them (one from its timer, one from the ready queue).
+  T.ok(other >= 45, "the other task ran " .. other .. " times during 100 sleep(0)")
 end)
 
 T.test("sleep misuse raises", function()
