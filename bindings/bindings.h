@@ -41,6 +41,8 @@ void rtl_check_opts(lua_State *L, int idx, const char *fn, const char *const *al
 
 /// Optional fields of an options table (idx may be nil/none). Raise on a wrong type.
 double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const char *fn);
+/// rtl_opt_number that must lie in [lo, hi] (NaN and infinities fail): raises naming fn and key.
+double rtl_opt_range(lua_State *L, int idx, const char *key, double dflt, double lo, double hi, const char *fn);
 const char *rtl_opt_string(lua_State *L, int idx, const char *key, const char *dflt, const char *fn);
 int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char *fn);
 

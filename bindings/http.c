@@ -146,9 +146,9 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
   const char *url = url_idx ? luaL_checkstring(L, url_idx) : rtl_opt_string(L, o, "url", NULL, fn);
   if (!url) luaL_error(L, "%s: option 'url' is required", fn);
   opts.method = rtl_opt_string(L, o, "method", "GET", fn);
-  opts.timeout_ms = (long)(rtl_opt_number(L, o, "timeout", 0, fn) * 1000);
-  opts.connect_timeout_ms = (long)(rtl_opt_number(L, o, "connect_timeout", 0, fn) * 1000);
-  opts.max_body = (long)rtl_opt_number(L, o, "max_body", (double)rt->http_max_body, fn);
+  opts.timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "timeout", 0, 0, 86400, fn));
+  opts.connect_timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "connect_timeout", 0, 0, 3600, fn));
+  opts.max_body = (long)rtl_opt_range(L, o, "max_body", (double)rt->http_max_body, 0, 1073741824.0, fn);
   if (has_o && lua_getfield(L, o, "body") != LUA_TNIL) {       /* stays on the stack: alive */
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: option 'body' must be a string", fn);
     opts.body = lua_tolstring(L, -1, &opts.body_len);

@@ -12,14 +12,37 @@
 */
 #include "bindings/bindings.h"
 
+#include "runtime/config.h"
 #include "runtime/sched.h"
 
-static double check_every(lua_State *L, int idx) {
-  double d = 0;
-  if (lua_type(L, idx) == LUA_TNUMBER) d = lua_tonumber(L, idx);
-  else if (lua_type(L, idx) == LUA_TSTRING && rt_sched_parse_duration(lua_tostring(L, idx), &d) < 0)
-    luaL_error(L, "sched.put: bad duration '%s' for 'every'", lua_tostring(L, idx));
-  return d;
+/* runtime.min_every of the config in force (1 s without one). */
+static double min_every(lua_State *L) {
+  double m = 1;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY) == LUA_TTABLE) {
+    if (rt_config_get(L, -1, "runtime.min_every") == LUA_TNUMBER) m = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return m;
+}
+
+/* The seconds of `every` at idx, or NULL and why in buf (a number or duration text, finite, between
+** runtime.min_every and RT_SCHED_EVERY_MAX: an infinite or 0 ms interval would spin the loop). */
+static const char *every_seconds(lua_State *L, int idx, double *out, char *buf, size_t n) {
+  double d = 0, lo = min_every(L);
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    d = lua_tonumber(L, idx);
+  } else if (lua_type(L, idx) != LUA_TSTRING || rt_sched_parse_duration(lua_tostring(L, idx), &d) < 0) {
+    snprintf(buf, n, "bad duration '%s' for 'every'", luaL_tolstring(L, idx, NULL));
+    lua_pop(L, 1);
+    return buf;
+  }
+  if (!(d >= lo && d <= RT_SCHED_EVERY_MAX)) {
+    snprintf(buf, n, "'every' must be between %gs (runtime.min_every) and %gs, got %g", lo, RT_SCHED_EVERY_MAX, d);
+    return buf;
+  }
+  *out = d;
+  return NULL;
 }
 
 static int rtl_sched_put(lua_State *L) {
@@ -33,7 +56,9 @@ static int rtl_sched_put(lua_State *L) {
   spec.first_delay = rtl_opt_number(L, 1, "first_delay", 0, "sched.put");
   if (!spec.name) return luaL_error(L, "sched.put: 'name' is required");
   lua_getfield(L, 1, "every");
-  if (!lua_isnil(L, -1)) spec.every = check_every(L, -1);
+  char why[160];
+  if (!lua_isnil(L, -1) && every_seconds(L, -1, &spec.every, why, sizeof why))
+    return luaL_error(L, "sched.put %s: %s", spec.name, why);
   lua_pop(L, 1);
   if (!spec.cron && !(spec.every > 0)) return luaL_error(L, "sched.put %s: needs 'every' or 'cron'", spec.name);
   if (spec.cron && spec.every > 0) return luaL_error(L, "sched.put %s: give 'every' or 'cron', not both", spec.name);
@@ -58,11 +83,8 @@ static int rtl_sched_check(lua_State *L) {
   if (has_cron) {
     if (lua_type(L, 2) != LUA_TSTRING) return rtl_push_fail(L, "'cron' must be a string", "EINVAL");
     if (rt_cron_parse(lua_tostring(L, 2), &c, err, sizeof err) < 0) return rtl_push_fail(L, err, "EINVAL");
-  } else if (lua_type(L, 1) == LUA_TNUMBER) {
-    if (!(lua_tonumber(L, 1) > 0)) return rtl_push_fail(L, "'every' must be > 0", "EINVAL");
-  } else if (lua_type(L, 1) != LUA_TSTRING || rt_sched_parse_duration(lua_tostring(L, 1), &d) < 0) {
-    lua_pushfstring(L, "bad duration '%s' for 'every'", luaL_tolstring(L, 1, NULL));
-    return rtl_push_fail(L, lua_tostring(L, -1), "EINVAL");
+  } else if (every_seconds(L, 1, &d, err, sizeof err)) {
+    return rtl_push_fail(L, err, "EINVAL");
   }
   lua_pushboolean(L, 1);
   return 1;

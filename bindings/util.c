@@ -46,6 +46,12 @@ double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const
   return v;
 }
 
+double rtl_opt_range(lua_State *L, int idx, const char *key, double dflt, double lo, double hi, const char *fn) {
+  double v = rtl_opt_number(L, idx, key, dflt, fn);
+  if (!(v >= lo && v <= hi)) luaL_error(L, "%s: option '%s' must be between %g and %g, got %g", fn, key, lo, hi, v);
+  return v;
+}
+
 const char *rtl_opt_string(lua_State *L, int idx, const char *key, const char *dflt, const char *fn) {
   int t = get_field(L, idx, key);
   if (t == LUA_TNIL) {

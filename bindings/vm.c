@@ -7,7 +7,8 @@
 **   seconds      = vm.task_slice([seconds])          -- get (and set) the CPU slice of tasks; 0 = off
 **   bool         = vm.stopping()                     -- the daemon is shutting down
 **   cfg, err     = vm.config_load()                  -- read and validate the config file again
-**                                                   -- (defaults, CANDLED_* overrides); not applied
+**                                                   -- (defaults, CANDLED_* overrides); not applied;
+**                                                   -- evaluation limited to runtime.task_slice
 **   vm.config_commit(cfg)                            -- make cfg the config rt.config returns and apply
 **                                                   -- log.level, runtime.shutdown_grace,
 **                                                   -- runtime.alert_after_failures, runtime.task_slice
@@ -47,7 +48,13 @@ static int rtl_vm_config_load(lua_State *L) {
     return rtl_push_fail(L, "there is no config file to reload", "ENOENT");
   const char *path = lua_tostring(L, -1);      /* kept alive by the registry */
   lua_pop(L, 1);
-  if (rt_config_load(L, path, 1, environ, err, sizeof err) < 0) return rtl_push_fail(L, err, "CONFIG");
+  /* The chunk runs on a thread of its own under a time limit (the task slice where slices are on):
+  ** an endless loop fails this load, never the calling task, which gets a fresh slice afterwards. */
+  double slice = rt_vm_task_slice(L);
+  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  int rc = rt_config_load_limited(L, path, 1, environ, slice > 0 ? slice : RT_CONFIG_TIME_LIMIT, err, sizeof err);
+  if (t && !t->interrupted) t->resumed_ns = uv_hrtime();
+  if (rc < 0) return rtl_push_fail(L, err, "CONFIG");
   return 1;
 }
 

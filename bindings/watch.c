@@ -248,7 +248,7 @@ static int rtl_watch_wait(lua_State *L) {
   if (w->n > 0 || w->hup) {                    /* queued: deliver from the loop, not from here */
     uv_timer_start(&w->timer, on_uv_timeout, 0, 0);
   } else if (timeout >= 0) {
-    uv_timer_start(&w->timer, on_uv_timeout, (uint64_t)(timeout * 1000), 0);
+    uv_timer_start(&w->timer, on_uv_timeout, rt_ms(timeout), 0);
   }
   rt_task_on_cancel(t, cancel_wait, w);
   return rt_task_park(L, "watch:wait");

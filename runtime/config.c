@@ -15,102 +15,104 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "runtime/sched.h"
 
-#define END {NULL, 0, NULL, NULL, NULL, 0, NULL}
+#define END {NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0}
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 static const rt_cfield_t database_fields[] = {
-  {"path", RT_CT_STRING, NULL, NULL, "data/candled.db", 0, NULL},
-  {"busy_timeout_ms", RT_CT_INTEGER, NULL, NULL, "5000", 0, NULL},
+  {"path", RT_CT_STRING, NULL, NULL, "data/candled.db", 0, NULL, 0, 0},
+  {"busy_timeout_ms", RT_CT_INTEGER, NULL, NULL, "5000", 0, NULL, 0, 3600000},
   END};
 static const rt_cfield_t log_fields[] = {
-  {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels},
+  {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels, 0, 0},
   END};
 static const rt_cfield_t paths_fields[] = {
-  {"scripts", RT_CT_STRING, NULL, NULL, "scripts", 0, NULL},
-  {"strategies", RT_CT_STRING, NULL, NULL, "strategies", 0, NULL},
+  {"scripts", RT_CT_STRING, NULL, NULL, "scripts", 0, NULL, 0, 0},
+  {"strategies", RT_CT_STRING, NULL, NULL, "strategies", 0, NULL, 0, 0},
   END};
 static const rt_cfield_t runtime_fields[] = {
-  {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
-  {"alert_after_failures", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
-  {"task_slice", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL},         /* hot reload + sandbox (issue 5) */
-  {"reload_debounce", RT_CT_NUMBER, NULL, NULL, "0.05", 0, NULL},
-  {"reload_watch", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
+  {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL, 0, 86400},
+  {"alert_after_failures", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, 0, 1e6},
+  {"task_slice", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, 0, 3600},         /* hot reload + sandbox (issue 5) */
+  {"reload_debounce", RT_CT_NUMBER, NULL, NULL, "0.05", 0, NULL, 0, 60},
+  {"reload_watch", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  {"min_every", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, RT_SCHED_EVERY_MIN, 86400},
   END};
 static const rt_cfield_t http_fields[] = {
-  {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL},
-  {"connect_timeout", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL},
-  {"user_agent", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
-  {"max_host_connections", RT_CT_INTEGER, NULL, NULL, "8", 0, NULL},
-  {"max_body", RT_CT_INTEGER, NULL, NULL, "67108864", 0, NULL},
+  {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL, 0.001, 86400},
+  {"connect_timeout", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL, 0.001, 3600},
+  {"user_agent", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"max_host_connections", RT_CT_INTEGER, NULL, NULL, "8", 0, NULL, 1, 1024},
+  {"max_body", RT_CT_INTEGER, NULL, NULL, "67108864", 0, NULL, 1, 1073741824},
   END};
 static const rt_cfield_t repl_fields[] = {
-  {"socket", RT_CT_STRING, NULL, NULL, "data/candled.sock", 0, NULL},   /* beside config.lua */
-  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
+  {"socket", RT_CT_STRING, NULL, NULL, "data/candled.sock", 0, NULL, 0, 0},   /* beside config.lua */
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   END};
 static const rt_cfield_t source_fields[] = {
-  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
-  {"base_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
-  {"ws_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  {"base_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"ws_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
   END};
-static const rt_cfield_t source_elem = {"*", RT_CT_TABLE, source_fields, NULL, NULL, 1, NULL};
+static const rt_cfield_t source_elem = {"*", RT_CT_TABLE, source_fields, NULL, NULL, 1, NULL, 0, 0};
 static const rt_cfield_t script_fields[] = {
-  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL},
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   END};
-static const rt_cfield_t script_elem = {"*", RT_CT_TABLE, script_fields, NULL, NULL, 1, NULL};
+static const rt_cfield_t script_elem = {"*", RT_CT_TABLE, script_fields, NULL, NULL, 1, NULL, 0, 0};
 static const rt_cfield_t schedule_fields[] = {
-  {"every", RT_CT_DURATION, NULL, NULL, NULL, 0, NULL},
-  {"cron", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
+  {"every", RT_CT_DURATION, NULL, NULL, NULL, 0, NULL, RT_SCHED_EVERY_MIN, RT_SCHED_EVERY_MAX},
+  {"cron", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
   END};
-static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NULL, NULL, 0, NULL};
+static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NULL, NULL, 0, NULL, 0, 0};
 
 static const rt_cfield_t window_fields[] = {
-  {"per", RT_CT_ANY, NULL, NULL, NULL, 0, NULL},          /* a duration or "month": budget.c checks */
-  {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL},
+  {"per", RT_CT_ANY, NULL, NULL, NULL, 0, NULL, 0, 0},          /* a duration or "month": budget.c checks */
+  {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL, 0, 1e12},
   END};
-static const rt_cfield_t window_elem = {"*", RT_CT_TABLE, window_fields, NULL, NULL, 0, NULL};
+static const rt_cfield_t window_elem = {"*", RT_CT_TABLE, window_fields, NULL, NULL, 0, NULL, 0, 0};
 static const rt_cfield_t backoff_fields[] = {
-  {"base", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL},
-  {"cap", RT_CT_NUMBER, NULL, NULL, "300", 0, NULL},
+  {"base", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, 0, 86400},
+  {"cap", RT_CT_NUMBER, NULL, NULL, "300", 0, NULL, 0, 86400},
   END};
 static const rt_cfield_t breaker_fields[] = {
-  {"failures", RT_CT_INTEGER, NULL, NULL, "5", 0, NULL},
-  {"cooldown", RT_CT_DURATION, NULL, NULL, "60", 0, NULL},
+  {"failures", RT_CT_INTEGER, NULL, NULL, "5", 0, NULL, 0, 1e6},
+  {"cooldown", RT_CT_DURATION, NULL, NULL, "60", 0, NULL, 0.001, 1e9},
   END};
 static const rt_cfield_t ban_fields[] = {
-  {"after_429s", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
-  {"duration", RT_CT_DURATION, NULL, NULL, "600", 0, NULL},
+  {"after_429s", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, 0, 1e6},
+  {"duration", RT_CT_DURATION, NULL, NULL, "600", 0, NULL, 0.001, 1e9},
   END};
 static const rt_cfield_t budget_fields[] = {
-  {"windows", RT_CT_LIST, NULL, &window_elem, NULL, 0, NULL},
-  {"reserve", RT_CT_NUMBER, NULL, NULL, "0", 0, NULL},
-  {"used_weight_header", RT_CT_STRING, NULL, NULL, NULL, 0, NULL},
-  {"retries", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL},
-  {"queue", RT_CT_INTEGER, NULL, NULL, "10000", 0, NULL},
-  {"backoff", RT_CT_TABLE, backoff_fields, NULL, NULL, 0, NULL},
-  {"breaker", RT_CT_TABLE, breaker_fields, NULL, NULL, 0, NULL},
-  {"ban", RT_CT_TABLE, ban_fields, NULL, NULL, 0, NULL},
+  {"windows", RT_CT_LIST, NULL, &window_elem, NULL, 0, NULL, 0, 0},
+  {"reserve", RT_CT_NUMBER, NULL, NULL, "0", 0, NULL, 0, 0.999},
+  {"used_weight_header", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"retries", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, 0, 1000},
+  {"queue", RT_CT_INTEGER, NULL, NULL, "10000", 0, NULL, 0, 1e9},
+  {"backoff", RT_CT_TABLE, backoff_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"breaker", RT_CT_TABLE, breaker_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"ban", RT_CT_TABLE, ban_fields, NULL, NULL, 0, NULL, 0, 0},
   END};
-static const rt_cfield_t budget_elem = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL};
-const rt_cfield_t rt_config_budget_schema = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL};
+static const rt_cfield_t budget_elem = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL, 0, 0};
+const rt_cfield_t rt_config_budget_schema = {"*", RT_CT_TABLE, budget_fields, NULL, NULL, 0, NULL, 0, 0};
 
 static const rt_cfield_t root_fields[] = {
-  {"database", RT_CT_TABLE, database_fields, NULL, NULL, 0, NULL},
-  {"log", RT_CT_TABLE, log_fields, NULL, NULL, 0, NULL},
-  {"paths", RT_CT_TABLE, paths_fields, NULL, NULL, 0, NULL},
-  {"runtime", RT_CT_TABLE, runtime_fields, NULL, NULL, 0, NULL},
-  {"http", RT_CT_TABLE, http_fields, NULL, NULL, 0, NULL},
-  {"repl", RT_CT_TABLE, repl_fields, NULL, NULL, 0, NULL},
-  {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL},
-  {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL},
-  {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL},
-  {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL},
+  {"database", RT_CT_TABLE, database_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"log", RT_CT_TABLE, log_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"paths", RT_CT_TABLE, paths_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"runtime", RT_CT_TABLE, runtime_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"http", RT_CT_TABLE, http_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"repl", RT_CT_TABLE, repl_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL, 0, 0},
+  {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
+  {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},
+  {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL, 0, 0},
   END};
 
-const rt_cfield_t rt_config_schema = {"", RT_CT_TABLE, root_fields, NULL, NULL, 0, NULL};
+const rt_cfield_t rt_config_schema = {"", RT_CT_TABLE, root_fields, NULL, NULL, 0, NULL, 0, 0};
 
 /* ---- validation ----------------------------------------------------------------------------- */
 
@@ -201,13 +203,30 @@ static int check_table(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
   return 0;
 }
 
+/* A number of a NUMBER / INTEGER / DURATION field: finite and within the field's bounds. */
+static int check_range(double d, const rt_cfield_t *f, vctx_t *v) {
+  char a[64], b[96];
+  if (!isfinite(d)) {
+    snprintf(a, sizeof a, "%g", d);
+    return fail(v, "must be a finite number, got %s", a, NULL);
+  }
+  if (f->min < f->max && !(d >= f->min && d <= f->max)) {
+    snprintf(a, sizeof a, "%g", d);
+    snprintf(b, sizeof b, "%g and %g", f->min, f->max);
+    return fail(v, "%s is out of range: must be between %s", a, b);
+  }
+  return 0;
+}
+
 static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
   int t = lua_type(L, idx);
   double d;
+  size_t len;
   switch (f->type) {
   case RT_CT_ANY: return 0;
   case RT_CT_STRING:
     if (t != LUA_TSTRING) break;
+    if (strlen(lua_tolstring(L, idx, &len)) != len) return fail(v, "contains a NUL byte", NULL, NULL);
     if (f->choices) {
       const char *s = lua_tostring(L, idx);
       char list[128] = "";
@@ -219,22 +238,25 @@ static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
     }
     return 0;
   case RT_CT_NUMBER:
-    if (t == LUA_TNUMBER) return 0;
+    if (t == LUA_TNUMBER) return check_range(lua_tonumber(L, idx), f, v);
     break;
   case RT_CT_INTEGER:
-    if (lua_isinteger(L, idx)) return 0;
-    if (t == LUA_TNUMBER) {
-      d = lua_tonumber(L, idx);
-      if (d == floor(d)) return 0;
-    }
-    break;
+    if (t != LUA_TNUMBER) break;
+    d = lua_tonumber(L, idx);
+    if (isfinite(d) && d != floor(d)) break;
+    return check_range(d, f, v);
   case RT_CT_BOOLEAN:
     if (t == LUA_TBOOLEAN) return 0;
     break;
   case RT_CT_DURATION:
-    if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-      if (t == LUA_TNUMBER ? lua_tonumber(L, idx) > 0 : rt_sched_parse_duration(lua_tostring(L, idx), &d) == 0)
-        return 0;
+    if (t == LUA_TNUMBER) {
+      d = lua_tonumber(L, idx);
+      if (!(d > 0) && isfinite(d))
+        return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds > 0)", lua_tostring(L, idx), NULL);
+      return check_range(d, f, v);
+    }
+    if (t == LUA_TSTRING) {
+      if (rt_sched_parse_duration(lua_tostring(L, idx), &d) == 0) return check_range(d, f, v);
       return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds)", lua_tostring(L, idx), NULL);
     }
     break;
@@ -265,11 +287,49 @@ static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
   return fail(v, "expected %s, got %s", type_word(f->type), lua_typename(L, t));
 }
 
+/* schedules.<name> of a validated config at idx: a cron expression that parses, `every` or `cron`
+** (not both), every >= runtime.min_every. Errors name the key, not the script it schedules. */
+static int check_schedules(lua_State *L, int idx, vctx_t *v) {
+  idx = lua_absindex(L, idx);
+  rt_config_get(L, idx, "runtime.min_every");
+  double lo = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  rt_config_get(L, idx, "schedules");
+  int sch = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, sch)) {                   /* [k entry] */
+    snprintf(v->path, sizeof v->path, "schedules.%s", lua_tostring(L, -2));
+    int has_every = lua_getfield(L, -1, "every") != LUA_TNIL;
+    double every = 0;
+    if (has_every && lua_type(L, -1) == LUA_TSTRING) rt_sched_parse_duration(lua_tostring(L, -1), &every);
+    else if (has_every) every = lua_tonumber(L, -1);
+    int has_cron = lua_getfield(L, -2, "cron") != LUA_TNIL;
+    if (has_every && has_cron) return fail(v, "give 'every' or 'cron', not both", NULL, NULL);
+    if (has_cron) {
+      rt_cron_t c;
+      char why[256];
+      strcat(v->path, ".cron");
+      if (rt_cron_parse(lua_tostring(L, -1), &c, why, sizeof why) < 0) return fail(v, "%s", why, NULL);
+    }
+    if (has_every && every < lo) {
+      char a[64], b[64];
+      strcat(v->path, ".every");
+      snprintf(a, sizeof a, "%g", every);
+      snprintf(b, sizeof b, "%g", lo);
+      return fail(v, "%ss is below runtime.min_every (%ss)", a, b);
+    }
+    lua_pop(L, 3);                             /* [k] */
+  }
+  v->path[0] = 0;
+  return 0;
+}
+
 int rt_config_validate(lua_State *L, int idx, const rt_cfield_t *schema, const char *file, char *err,
                        size_t errlen) {
   vctx_t v = {file, "", err, errlen};
   int top = lua_gettop(L);
   int rc = check_value(L, idx, schema, &v);
+  if (rc == 0 && schema == &rt_config_schema) rc = check_schedules(L, idx, &v);
   lua_settop(L, top);
   return rc;
 }
@@ -283,8 +343,8 @@ static int push_env_value(lua_State *L, const rt_cfield_t *f, const char *text) 
   case RT_CT_NUMBER:
   case RT_CT_INTEGER: {
     double d = strtod(text, &end);
-    if (end == text || *end) return -1;
-    if (f->type == RT_CT_INTEGER && d == floor(d)) lua_pushinteger(L, (lua_Integer)d);
+    if (end == text || *end || !isfinite(d)) return -1;
+    if (f->type == RT_CT_INTEGER && d == floor(d) && fabs(d) < 9007199254740992.0) lua_pushinteger(L, (lua_Integer)d);
     else lua_pushnumber(L, d);
     return 0;
   }
@@ -295,6 +355,7 @@ static int push_env_value(lua_State *L, const rt_cfield_t *f, const char *text) 
     return 0;
   case RT_CT_DURATION: {
     double d = strtod(text, &end);
+    if (end != text && !*end && !isfinite(d)) return -1;
     if (end != text && !*end) lua_pushnumber(L, d);
     else lua_pushstring(L, text);
     return 0;
@@ -317,14 +378,31 @@ static int apply_one(lua_State *L, int idx, const rt_cfield_t *schema, const cha
   const char *value = eq + 1;
   char segs[16][64];
   int nseg = 0;
-  for (const char *p = name + 8; *p && nseg < 16;) {    /* after "CANDLED_" */
+  if ((size_t)(eq - var) >= sizeof name) {
+    snprintf(err, errlen, "environment: %s...: the variable name is longer than %d characters", name,
+             (int)sizeof name - 1);
+    return -1;
+  }
+  for (const char *p = name + 8; *p;) {        /* after "CANDLED_" */
     const char *sep = strstr(p, "__");
     size_t len = sep ? (size_t)(sep - p) : strlen(p);
-    if (len == 0 || len >= 64) break;
+    if (nseg == 16) {
+      snprintf(err, errlen, "environment: %s: more than 16 levels", name);
+      return -1;
+    }
+    if (len == 0 || len >= sizeof segs[0]) {
+      snprintf(err, errlen, "environment: %s: %s", name, len ? "a level is longer than 63 characters"
+                                                              : "an empty level (\"___\" or a trailing \"__\")");
+      return -1;
+    }
     for (size_t i = 0; i < len; i++) segs[nseg][i] = (char)tolower((unsigned char)p[i]);
     segs[nseg][len] = 0;
     nseg++;
     p = sep ? sep + 2 : p + len;
+    if (sep && !*p) {
+      snprintf(err, errlen, "environment: %s: an empty level (\"___\" or a trailing \"__\")", name);
+      return -1;
+    }
   }
   if (nseg == 0) {
     snprintf(err, errlen, "environment: %s: not a config key", name);
@@ -349,8 +427,9 @@ static int apply_one(lua_State *L, int idx, const rt_cfield_t *schema, const cha
       }
     }
     int list = (f->type == RT_CT_LIST && !open_path);
-    lua_Integer li = list ? strtoll(segs[i], NULL, 10) : 0;
-    if (list && li <= 0) {
+    char *iend = NULL;
+    lua_Integer li = list ? strtoll(segs[i], &iend, 10) : 0;
+    if (list && (li <= 0 || li > 1000000 || *iend || !isdigit((unsigned char)segs[i][0]))) {
       lua_pop(L, 1);
       snprintf(err, errlen, "environment: %s: '%s' is not a list index", name, segs[i]);
       return -1;
@@ -360,6 +439,16 @@ static int apply_one(lua_State *L, int idx, const rt_cfield_t *schema, const cha
         lua_pop(L, 1);
         snprintf(err, errlen, "environment: %s: expected %s, got '%s'", name, type_word(c->type), value);
         return -1;
+      }
+      if (!open_path) {                        /* blame the variable, not the config file */
+        char where[300];
+        snprintf(where, sizeof where, "environment: %s", name);
+        vctx_t v = {where, "", err, errlen};
+        for (int j = 0; j <= i; j++) path_push(&v, list && j == i ? NULL : segs[j], (int)li);
+        if (check_value(L, -1, c, &v) < 0) {
+          lua_pop(L, 2);
+          return -1;
+        }
       }
       if (list) lua_rawseti(L, -2, li);
       else lua_setfield(L, -2, segs[i]);
@@ -415,8 +504,41 @@ static void push_config_env(lua_State *L) {
   lua_setfield(L, -2, "os");
 }
 
-int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *envp, char *err,
-                   size_t errlen) {
+/* The time limit of the config chunk: a light userdata in the registry under &limit_key while a
+** chunk runs (rt_config_load is not re-entered: the chunk cannot load a config). */
+typedef struct { double deadline, seconds; } limit_t;
+static const char limit_key = 0;
+
+static double mono_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Count hook of the thread the chunk runs on: past the deadline, raise on every line (a loop that
+** catches errors cannot swallow it). */
+static void on_limit_hook(lua_State *L, lua_Debug *ar) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &limit_key);
+  limit_t *lim = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!lim || mono_now() < lim->deadline) return;
+  lua_sethook(L, on_limit_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1000);
+  char msg[128];
+  snprintf(msg, sizeof msg, "interrupted: the config took longer than %g s to evaluate (an endless loop?)", lim->seconds);
+  if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0) lua_pushfstring(L, "%s:%d: %s", ar->short_src, ar->currentline, msg);
+  else lua_pushstring(L, msg);
+  lua_error(L);
+}
+
+/* "<message>" of an error object: a string, a __tostring, or words for anything else. */
+static const char *error_text(lua_State *L, int idx, const char *path) {
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) return lua_tostring(L, idx);
+  if (luaL_callmeta(L, idx, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return lua_tostring(L, -1);
+  return lua_pushfstring(L, "%s: raised an error that is not a string (a %s value)", path, luaL_typename(L, idx));
+}
+
+int rt_config_load_limited(lua_State *L, const char *path, int must_exist, char *const *envp, double seconds,
+                           char *err, size_t errlen) {
   const char *file = path ? path : "(defaults)";
   int top = lua_gettop(L);
   FILE *fp = path ? fopen(path, "r") : NULL;
@@ -427,17 +549,33 @@ int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *
   if (fp) {
     fclose(fp);
     if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-      snprintf(err, errlen, "%s", lua_tostring(L, -1));
+      snprintf(err, errlen, "%s", error_text(L, -1, path));
       lua_settop(L, top);
       return -1;
     }
     push_config_env(L);
     lua_setupvalue(L, -2, 1);                  /* _ENV of the chunk */
-    if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-      snprintf(err, errlen, "%s", lua_tostring(L, -1));
+    /* Run on a thread of its own with its own hook: an interruption stays there (the caller, e.g.
+    ** the reload task, keeps running). */
+    lua_State *co = lua_newthread(L);          /* [chunk co] */
+    lua_rotate(L, -2, 1);                      /* [co chunk] */
+    lua_xmove(L, co, 1);                       /* [co] */
+    limit_t lim = {mono_now() + seconds, seconds};
+    lua_pushlightuserdata(L, &lim);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &limit_key);
+    lua_sethook(co, on_limit_hook, LUA_MASKCOUNT, 1000);
+    int rc = lua_pcall(co, 0, 1, 0);
+    lua_pushnil(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &limit_key);
+    lua_sethook(co, NULL, 0, 0);
+    if (rc != LUA_OK) {
+      const char *msg = error_text(co, -1, path);
+      snprintf(err, errlen, "%s", msg);
       lua_settop(L, top);
       return -1;
     }
+    lua_xmove(co, L, 1);                       /* [co result] */
+    lua_remove(L, -2);
     if (!lua_istable(L, -1)) {
       snprintf(err, errlen, "%s: must return a table, returned %s", path, luaL_typename(L, -1));
       lua_settop(L, top);
@@ -452,6 +590,11 @@ int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *
     return -1;
   }
   return 0;
+}
+
+int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *envp, char *err,
+                   size_t errlen) {
+  return rt_config_load_limited(L, path, must_exist, envp, RT_CONFIG_TIME_LIMIT, err, errlen);
 }
 
 int rt_config_get(lua_State *L, int idx, const char *path) {

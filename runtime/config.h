@@ -28,6 +28,7 @@ typedef struct rt_cfield_s {
   const char *dflt;                   /* default as text (NULL: none); tables default to {} */
   int open;                           /* RT_CT_TABLE: unknown keys are allowed (source options) */
   const char *const *choices;         /* RT_CT_STRING: allowed values, NULL-ended, or NULL */
+  double min, max;                    /* NUMBER / INTEGER / DURATION: inclusive bounds when min < max */
 } rt_cfield_t;
 
 /// The schema of config.lua, and of one budgets.<name> entry (rt.budget.define validates with it).
@@ -40,6 +41,12 @@ extern const rt_cfield_t rt_config_budget_schema;
 /// otherwise returns -1 with a one-line message in err naming the file and key.
 int rt_config_load(lua_State *L, const char *path, int must_exist, char *const *envp,
                    char *err, size_t errlen);
+
+/// rt_config_load with `seconds` of wall time for the config chunk's top level (an endless loop is
+/// interrupted with an error naming the limit); rt_config_load uses RT_CONFIG_TIME_LIMIT.
+#define RT_CONFIG_TIME_LIMIT 5.0
+int rt_config_load_limited(lua_State *L, const char *path, int must_exist, char *const *envp, double seconds,
+                           char *err, size_t errlen);
 
 /// Validate the table at idx against `schema`, filling defaults. `file` names the source in errors.
 int rt_config_validate(lua_State *L, int idx, const rt_cfield_t *schema, const char *file,

@@ -30,6 +30,12 @@ double rt_now(void) {
   return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
+uint64_t rt_ms(double seconds) {
+  double ms = seconds * 1000.0;
+  if (!(ms > 0)) return 0;                     /* NaN too */
+  return ms >= RT_MS_MAX ? (uint64_t)RT_MS_MAX : (uint64_t)ms;
+}
+
 rt_t *rt_from_lua(lua_State *L) {
   void *ud = NULL;
   lua_getallocf(L, &ud);
@@ -77,6 +83,7 @@ static void stop_handles(rt_t *rt) {
   if (rt->sig_int.loop && !uv_is_closing((uv_handle_t *)&rt->sig_int)) {
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
+    uv_close((uv_handle_t *)&rt->sig_hup, NULL);
   }
   if (rt->sched) rt_sched_close(rt);
   rt_repl_close(rt);                                /* REPL socket + clients (repl.c); no-op without */
@@ -115,7 +122,7 @@ void rt_stop(rt_t *rt, int exit_code) {
   if (rt->shutdown_grace > 0 && !uv_is_closing((uv_handle_t *)&rt->grace)) {
     rt_log_printf(rt->log, RT_LOG_INFO, NULL, "stopping: waiting up to %.0fs for %d task(s)",
                   rt->shutdown_grace, rt->tasks.live);
-    uv_timer_start(&rt->grace, on_uv_grace, (uint64_t)(rt->shutdown_grace * 1000), 0);
+    uv_timer_start(&rt->grace, on_uv_grace, rt_ms(rt->shutdown_grace), 0);
   } else {
     rt_task_cancel_all(rt);
   }
@@ -128,11 +135,21 @@ static void on_uv_signal(uv_signal_t *s, int signum) {
   rt_stop(rt, 0);
 }
 
+static void on_uv_sighup(uv_signal_t *s, int signum) {
+  (void)signum;
+  rt_t *rt = s->data;
+  rt_log_printf(rt->log, RT_LOG_DEBUG, NULL, "received SIGHUP");
+}
+
 int rt_signals_start(rt_t *rt) {
   int rc;
   if ((rc = uv_signal_init(&rt->loop, &rt->sig_int)) < 0) return rc;
   uv_signal_init(&rt->loop, &rt->sig_term);
   rt->sig_int.data = rt->sig_term.data = rt;
+  uv_signal_init(&rt->loop, &rt->sig_hup);
+  rt->sig_int.data = rt->sig_term.data = rt->sig_hup.data = rt;
+  if ((rc = uv_signal_start(&rt->sig_hup, on_uv_sighup, SIGHUP)) < 0) return rc;
+  uv_unref((uv_handle_t *)&rt->sig_hup);
   if ((rc = uv_signal_start(&rt->sig_int, on_uv_signal, SIGINT)) < 0) return rc;
   return uv_signal_start(&rt->sig_term, on_uv_signal, SIGTERM);
 }

@@ -53,6 +53,7 @@ struct rt_s {
   int exit_code;
   void (*on_idle_stop)(rt_t *rt);  /* called when the last task ends while stopping (loop.c) */
   uv_signal_t sig_int, sig_term;
+  uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
   uv_timer_t grace;         /* shutdown grace period */
   long http_max_body;       /* default body limit for rt.http (config http.max_body) */
   double shutdown_grace;    /* seconds running tasks get to finish after SIGINT/SIGTERM */
@@ -70,6 +71,8 @@ int rt_init(rt_t *rt, char *err, size_t errlen);
 
 /// Install SIGINT/SIGTERM handlers: first signal stops scheduling, lets running tasks finish for
 /// `shutdown_grace` seconds, then cancels the rest and stops the loop; a second signal stops at once.
+/// SIGHUP gets a handler that does nothing, so it never kills the process (the reload task, when it
+/// runs, watches SIGHUP through rt.watch and reloads).
 int rt_signals_start(rt_t *rt);
 
 /// Begin an orderly stop (same path as a signal). Safe to call more than once.
@@ -94,5 +97,10 @@ void rt_unref(rt_t *rt, lua_State *L, int ref);
 
 /// Wall-clock time in UTC epoch seconds with a fraction.
 double rt_now(void);
+
+/// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
+/// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.
+#define RT_MS_MAX 1000000000000.0
+uint64_t rt_ms(double seconds);
 
 #endif

@@ -109,8 +109,8 @@ static void arm(entry_t *e, double now) {
   } else if (e->next_due <= now) {
     e->next_due += ceil((now - e->next_due) / e->every + 1e-9) * e->every;
   }
-  double delay = (e->next_due - now) * 1000.0;
-  uv_timer_start(&e->timer, on_uv_tick, delay < 1 ? 1 : (uint64_t)delay, 0);
+  uint64_t delay = rt_ms(e->next_due - now);
+  uv_timer_start(&e->timer, on_uv_tick, delay < 1 ? 1 : delay, 0);
 }
 
 static void on_uv_tick(uv_timer_t *tm) {
@@ -241,8 +241,16 @@ int rt_sched_put(rt_t *rt, lua_State *L, const rt_sched_spec_t *spec, char *err,
     snprintf(err, errlen, "the scheduler is stopped");
     return -1;
   }
-  if (spec->cron ? rt_cron_parse(spec->cron, &cronc, err, errlen) < 0 : !(spec->every > 0)) {
-    if (!spec->cron) snprintf(err, errlen, "%s: needs every > 0 or cron", spec->name);
+  if (spec->cron ? rt_cron_parse(spec->cron, &cronc, err, errlen) < 0
+                 : !(spec->every >= RT_SCHED_EVERY_MIN && spec->every <= RT_SCHED_EVERY_MAX)) {
+    if (!spec->cron) snprintf(err, errlen, "%s: needs cron or every between %gs and %gs, got %g", spec->name,
+                              RT_SCHED_EVERY_MIN, RT_SCHED_EVERY_MAX, spec->every);
+    lua_pop(L, spec->done ? 2 : 1);
+    return -1;
+  }
+  if (!(spec->first_delay >= 0 && spec->first_delay <= RT_SCHED_EVERY_MAX)) {
+    snprintf(err, errlen, "%s: first_delay must be between 0 and %gs, got %g", spec->name, RT_SCHED_EVERY_MAX,
+             spec->first_delay);
     lua_pop(L, spec->done ? 2 : 1);
     return -1;
   }

@@ -27,9 +27,14 @@ int rt_cron_parse(const char *expr, rt_cron_t *c, char *err, size_t errlen);
 /// none exists within five years (e.g. "0 0 30 2 *").
 double rt_cron_next(const rt_cron_t *c, double after);
 
+/* The bounds of an interval that rt_sched_put accepts (the timer arithmetic stays exact within them).
+** Scripts and the config are held to runtime.min_every (default 1 s) by rt.sched and the config. */
+#define RT_SCHED_EVERY_MIN 0.001
+#define RT_SCHED_EVERY_MAX 1e9
+
 typedef struct {
   const char *name;
-  double every;             /* seconds, > 0; or 0 when cron is used */
+  double every;             /* seconds in [RT_SCHED_EVERY_MIN, RT_SCHED_EVERY_MAX]; 0 when cron is used */
   const char *cron;         /* cron expression, or NULL */
   double first_delay;       /* seconds before the first interval run (0 = at once) */
   int done;                 /* an after-run function is on the stack above the run function */

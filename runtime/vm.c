@@ -72,7 +72,7 @@ static void on_count_hook(lua_State *L, lua_Debug *ar) {
 
 void rt_vm_set_task_slice(lua_State *L, double seconds) {
   limits_t *lim = limits(L);
-  if (lim) lim->slice_ns = seconds > 0 ? (uint64_t)(seconds * 1e9) : 0;
+  if (lim) lim->slice_ns = rt_ms(seconds) * 1000000;   /* NaN and <= 0: off; capped (rt_ms) */
 }
 
 double rt_vm_task_slice(lua_State *L) {
@@ -119,7 +119,7 @@ int rt_vm_pcall_budget(lua_State *L, int nargs, int nresults, double seconds) {
   rt_task_t *t = rt_from_lua(L)->tasks.current;
   uint64_t saved = lim->deadline_ns, now = uv_hrtime();
   double saved_s = lim->budget_s;
-  uint64_t dl = now + (uint64_t)(seconds * 1e9);
+  uint64_t dl = now + rt_ms(seconds) * 1000000;
   if (saved && saved < dl) dl = saved;
   else lim->budget_s = seconds;
   lim->deadline_ns = dl;

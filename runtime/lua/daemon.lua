@@ -479,12 +479,20 @@ end
 
 -- ---- reload / status --------------------------------------------------------------------------
 
+-- `busy` holds the task that reloads (or true outside tasks): a reload task that ended abnormally
+-- (interrupted, cancelled) without releasing the lock no longer holds it.
+local function holder_alive()
+  if busy == true then return true end
+  local st = busy:status()
+  return st == "ready" or st == "running" or st == "parked"
+end
+
 local function lock()
-  while busy do
+  while busy and holder_alive() do
     if not in_task() then error("a reload is in progress", 2) end
     time.sleep(0.01)
   end
-  busy = true
+  busy = task.current() or true
 end
 
 -- Sync with the disk. mode: "changed" (files whose text changed, new and deleted ones) or "retry"

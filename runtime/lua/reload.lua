@@ -8,6 +8,7 @@
 -- file. Subdirectories created later are watched after the next change.
 --
 --   reload.start(on_change)   -- spawns the task; it ends when the daemon stops
+local alert = require "rt.alert"
 local config = require "rt.config"
 local fs = require "rt.fs"
 local log = require "rt.log"
@@ -92,15 +93,33 @@ local function loop(on_change)
         end
         if vm.stopping() then return end
         local ok, err = xpcall(on_change, debug.traceback, what)
-        if not ok then log.error("reload failed", { error = err }) end
+        if not ok then
+          alert.raise("reload_failed", "reload", tostring(err):match("^[^\n]*"), "error")
+          log.error("reload failed", { error = err })
+        end
         update(w, watched)
       end
     end
   end
 end
 
+-- The watcher runs under a supervisor: should it ever end with an error (an interruption, a bug),
+-- it is logged, raised as alert `reload_failed` (subject "reload") and started again, so later
+-- edits and SIGHUP keep working.
+local RESTART_DELAY = 1
+
+local function supervise(on_change)
+  while not vm.stopping() do
+    local ok, err = task.spawn(loop, on_change):join()
+    if ok or vm.stopping() then return end
+    alert.raise("reload_failed", "reload", tostring(err):match("^[^\n]*"), "error")
+    log.error("the reload watcher failed: starting it again", { error = err })
+    task.sleep(RESTART_DELAY)
+  end
+end
+
 function M.start(on_change)
-  return task.spawn(loop, on_change)
+  return task.spawn(supervise, on_change)
 end
 
 return M

@@ -17,7 +17,7 @@ BUDGETS = {
 class Budgets(harness.Case):
     def config(self, scripts=None, **extra):
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "info"},
-               "runtime": {"shutdown_grace": 2}, "budgets": BUDGETS,
+               "runtime": {"shutdown_grace": 2, "min_every": 0.1}, "budgets": BUDGETS,
                "sources": {"mock": {"base_url": self.mock.url}}}
         cfg.update(extra)
         return self.write_config(cfg, scripts=scripts or {})

@@ -52,7 +52,7 @@ class Gecko(harness.Case):
             src["timeframes"] = timeframes
         src.update(extra)
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "info"},
-               "runtime": {"shutdown_grace": 2},
+               "runtime": {"shutdown_grace": 2, "min_every": 0.1},
                "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")},
                "scripts": {"binance.klines": {"enabled": False}},
                "sources": {"geckoterminal": src},

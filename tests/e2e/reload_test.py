@@ -57,7 +57,7 @@ class Daemon:
 
 class Reload(harness.Case):
     def cfg(self, scripts, extra=None):
-        cfg = {"database": {"path": "data/candled.db"}, "runtime": {"shutdown_grace": 1, "task_slice": 0.3}}
+        cfg = {"database": {"path": "data/candled.db"}, "runtime": {"shutdown_grace": 1, "task_slice": 0.3, "min_every": 0.05}}
         cfg.update(extra or {})
         return self.write_config(cfg, scripts=scripts)
 
@@ -166,8 +166,47 @@ class Reload(harness.Case):
         self.assertIsNotNone(self.alert("config")[1], "resolved")
         self.assertEqual(d.stop(), 0)
 
+    def test_a_config_that_never_ends_is_rejected_and_reloads_go_on(self):
+        """issue 11, item 2: the interruption stays in the config evaluation; later edits and SIGHUP
+        still work; the daemon stops cleanly (exit 0, socket removed)."""
+        d = Daemon(self, self.cfg({"job.lua": job(version=1)}, {"repl": {"socket": "data/s.sock"}}))
+        self.more_hits("job", 1, 2)
+        cfg = os.path.join(self.dir, "config.lua")
+        with open(cfg) as f:
+            good = f.read()
+        with open(cfg, "w") as f:
+            f.write("while true do end\n" + good)
+        self.wait_log(d, "config rejected")
+        self.assertIn("interrupted: the config took longer than", d.log())
+        self.assertIsNone(self.alert("config")[1], "an open reload_failed alert")
+        self.more_hits("job", 1, 2)
+        # a later edit still applies, and the alert resolves
+        self.cfg({}, {"repl": {"socket": "data/s.sock"}, "schedules": {"job": {"every": 0.1}}})
+        self.wait_log(d, "config reloaded")
+        self.assertIsNotNone(self.alert("config")[1], "resolved")
+        for _ in range(2):
+            d.p.send_signal(signal.SIGHUP)
+            time.sleep(0.3)
+        self.assertIsNone(d.p.poll(), "SIGHUP did not end the daemon")
+        self.write("scripts/job.lua", job(version=2))
+        self.more_hits("job", 2, 2)
+        self.assertEqual(d.stop(), 0)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "data/s.sock")))
+
+    def test_an_endless_config_at_start_times_out(self):
+        path = self.write_config({})
+        with open(path, "w") as f:
+            f.write("while true do end\n")
+        for args in (["eval", "--config", path, "-"], ["run", "--config", path],
+                     ["repl", "--config", path], ["watchlist", "--config", path, "list"]):
+            t0 = time.monotonic()
+            r = self.candled(*args, stdin="print(1)", timeout=30)
+            self.assertNotEqual(r.returncode, 0, args)
+            self.assertIn("interrupted: the config took longer than", r.stderr, args)
+            self.assertLess(time.monotonic() - t0, 20, args)
+
     def test_sighup_reloads_when_watching_is_off(self):
-        d = Daemon(self, self.cfg({"job.lua": job(version=1)}, {"runtime": {"shutdown_grace": 1, "reload_watch": False}}))
+        d = Daemon(self, self.cfg({"job.lua": job(version=1)}, {"runtime": {"shutdown_grace": 1, "reload_watch": False, "min_every": 0.05}}))
         self.more_hits("job", 1, 2)
         self.write("scripts/job.lua", job(version=2))
         time.sleep(1)

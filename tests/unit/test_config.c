@@ -185,6 +185,63 @@ static void test_bad_duration(void) {
   CHECK_HAS(err, "expected a duration");
 }
 
+/* Numbers are finite and in range; durations too; every >= runtime.min_every (issue 11, item 1). */
+static void test_ranges(void) {
+  const char *bad[] = {"return { schedules = { x = { every = math.huge } } }",
+                       "return { schedules = { x = { every = 2^63 } } }",
+                       "return { schedules = { x = { every = 1e300 } } }",
+                       "return { schedules = { x = { every = 0/0 } } }",
+                       "return { schedules = { x = { every = '9999999999s' } } }", NULL};
+  for (int i = 0; bad[i]; i++) {
+    CHECK_EQ_INT(load_src("huge.lua", bad[i], NULL), -1);
+    CHECK_HAS(err, "huge.lua: schedules.x.every");
+  }
+  CHECK_EQ_INT(load_src("sub.lua", "return { schedules = { x = { every = 0.2 } } }", NULL), -1);
+  CHECK_HAS(err, "sub.lua: schedules.x.every: 0.2s is below runtime.min_every (1s)");
+  CHECK_EQ_INT(load_src("subok.lua", "return { runtime = { min_every = 0.1 }, schedules = { x = { every = 0.2 } } }", NULL), 0);
+  CHECK_EQ_INT(load_src("both.lua", "return { schedules = { x = { every = 60, cron = '* * * * *' } } }", NULL), -1);
+  CHECK_HAS(err, "schedules.x: give 'every' or 'cron', not both");
+  CHECK_EQ_INT(load_src("nan.lua", "return { http = { timeout = 0/0 } }", NULL), -1);
+  CHECK_HAS(err, "http.timeout: must be a finite number");
+  CHECK_EQ_INT(load_src("inf.lua", "return { runtime = { task_slice = math.huge } }", NULL), -1);
+  CHECK_HAS(err, "runtime.task_slice: must be a finite number");
+  CHECK_EQ_INT(load_src("int.lua", "return { http = { max_host_connections = math.huge } }", NULL), -1);
+  CHECK_HAS(err, "http.max_host_connections");
+  CHECK_EQ_INT(load_src("neg.lua", "return { database = { busy_timeout_ms = -1 } }", NULL), -1);
+  CHECK_HAS(err, "database.busy_timeout_ms: -1 is out of range: must be between 0 and 3.6e+06");
+  CHECK_EQ_INT(load_src("res.lua", "return { budgets = { b = { reserve = 1, windows = {} } } }", NULL), -1);
+  CHECK_HAS(err, "budgets.b.reserve");
+  CHECK_EQ_INT(load_src("cool.lua", "return { budgets = { b = { breaker = { cooldown = 1/0 } } } }", NULL), -1);
+  CHECK_HAS(err, "budgets.b.breaker.cooldown");
+}
+
+/* The smaller items of issue 11, item 13: a non-string error, a bad cron names the config key, a NUL
+** byte in a path. */
+static void test_error_objects_and_keys(void) {
+  CHECK_EQ_INT(load_src("tab.lua", "error({})", NULL), -1);
+  CHECK_HAS(err, "tab.lua: raised an error that is not a string (a table value)");
+  CHECK_EQ_INT(load_src("bool.lua", "error(true)", NULL), -1);
+  CHECK_HAS(err, "bool.lua: raised an error that is not a string (a boolean value)");
+  CHECK_EQ_INT(load_src("cron.lua", "return { schedules = { x = { cron = '61 * * * *' } } }", NULL), -1);
+  CHECK_HAS(err, "cron.lua: schedules.x.cron:");
+  CHECK_EQ_INT(load_src("nul.lua", "return { database = { path = 'data/a\\0b.db' } }", NULL), -1);
+  CHECK_HAS(err, "nul.lua: database.path: contains a NUL byte");
+}
+
+/* An endless loop in the config file is interrupted after the time limit (issue 11, item 2). */
+static void test_time_limit(void) {
+  fresh();
+  const char *path = write_config("spin.lua", "while true do end");
+  CHECK_EQ_INT(rt_config_load_limited(L, path, 1, NULL, 0.2, err, sizeof err), -1);
+  CHECK_HAS(err, "spin.lua:1: interrupted: the config took longer than 0.2 s to evaluate");
+  CHECK_EQ_INT(lua_gettop(L), 0);
+  path = write_config("spin2.lua", "local n = 0 while true do n = n + #string.rep('x', 10) end");
+  CHECK_EQ_INT(rt_config_load_limited(L, path, 1, NULL, 0.2, err, sizeof err), -1);
+  CHECK_HAS(err, "interrupted");
+  path = write_config("fine.lua", "return {}");                  /* the hook is gone afterwards */
+  CHECK_EQ_INT(rt_config_load_limited(L, path, 1, NULL, 0.2, err, sizeof err), 0);
+}
+
 /* A syntax error gives file:line; a runtime error in the file too. */
 static void test_syntax_and_runtime_errors(void) {
   CHECK_EQ_INT(load_src("syntax.lua", "return {\n  log = {\n    level = = 'x',\n}\n", NULL), -1);
@@ -360,6 +417,30 @@ static void test_env_duration(void) {
   CHECK_HAS(err, "schedules.a.every");
 }
 
+/* The environment is blamed for its own values: NaN, a too-long level, `1x` as a list index. */
+static void test_env_strict(void) {
+  char *nan[] = {"CANDLED_HTTP__TIMEOUT=nan", NULL};
+  CHECK_EQ_INT(load_env(nan), -1);
+  CHECK_HAS(err, "environment: CANDLED_HTTP__TIMEOUT");
+  char *range[] = {"CANDLED_HTTP__TIMEOUT=-4", NULL};
+  CHECK_EQ_INT(load_env(range), -1);
+  CHECK_HAS(err, "environment: CANDLED_HTTP__TIMEOUT: http.timeout: -4 is out of range");
+  char *inf[] = {"CANDLED_SCHEDULES__X__EVERY=inf", NULL};
+  CHECK_EQ_INT(load_env(inf), -1);
+  CHECK_HAS(err, "environment: CANDLED_SCHEDULES__X__EVERY");
+  char name[200];
+  snprintf(name, sizeof name, "CANDLED_SOURCES__%070d__BASE_URL=x", 7);
+  char *longseg[] = {name, NULL};
+  CHECK_EQ_INT(load_env(longseg), -1);
+  CHECK_HAS(err, "longer than 63 characters");
+  char *idx[] = {"CANDLED_BUDGETS__B__WINDOWS__1X__LIMIT=5", NULL};
+  CHECK_EQ_INT(load_env(idx), -1);
+  CHECK_HAS(err, "'1x' is not a list index");
+  char *empty[] = {"CANDLED_HTTP__=5", NULL};
+  CHECK_EQ_INT(load_env(empty), -1);
+  CHECK_HAS(err, "empty level");
+}
+
 /* rt_config_apply_env and rt_config_validate can be used on their own. */
 static void test_apply_and_validate_directly(void) {
   fresh();
@@ -395,6 +476,9 @@ int main(void) {
   RUN(test_wrong_types);
   RUN(test_choices);
   RUN(test_bad_duration);
+  RUN(test_ranges);
+  RUN(test_error_objects_and_keys);
+  RUN(test_time_limit);
   RUN(test_syntax_and_runtime_errors);
   RUN(test_must_return_table);
   RUN(test_missing_file);
@@ -407,6 +491,7 @@ int main(void) {
   RUN(test_env_ignored);
   RUN(test_env_open_table);
   RUN(test_env_duration);
+  RUN(test_env_strict);
   RUN(test_apply_and_validate_directly);
   cleanup();
   return CHECK_DONE();

@@ -525,7 +525,21 @@ static void test_sched_put_api(void) {
   rt_sched_spec_t none = {"x", 0, NULL, 0, 0};
   push_fn("return 1");
   CHECK_EQ_INT(rt_sched_put(&rt, rt.L, &none, err, sizeof err), -1);
-  CHECK_HAS(err, "needs every > 0 or cron");
+  CHECK_HAS(err, "needs cron or every between");
+  CHECK_EQ_INT(lua_gettop(rt.L), top);
+  /* an infinite, NaN or huge interval once armed a 0 ms timer that spun the loop */
+  const double bad[] = {HUGE_VAL, NAN, 9.3e18, 1e300, -1, 0.0001};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    rt_sched_spec_t huge = {"x", bad[i], NULL, 0, 0};
+    push_fn("return 1");
+    CHECK_EQ_INT(rt_sched_put(&rt, rt.L, &huge, err, sizeof err), -1);
+    CHECK_HAS(err, "needs cron or every between 0.001s and 1e+09s");
+    CHECK_EQ_INT(lua_gettop(rt.L), top);
+  }
+  rt_sched_spec_t never = {"x", 60, NULL, HUGE_VAL, 0};
+  push_fn("return 1");
+  CHECK_EQ_INT(rt_sched_put(&rt, rt.L, &never, err, sizeof err), -1);
+  CHECK_HAS(err, "first_delay");
   CHECK_EQ_INT(lua_gettop(rt.L), top);
   rt_sched_spec_t badcron = {"x", 0, "61 * * * *", 0, 0};
   push_fn("return 1");
