@@ -11,7 +11,8 @@
 **                                                   -- evaluation limited to runtime.task_slice
 **   vm.config_commit(cfg)                            -- make cfg the config rt.config returns and apply
 **                                                   -- log.level, runtime.shutdown_grace,
-**                                                   -- runtime.alert_after_failures, runtime.task_slice
+**                                                   -- runtime.alert_after_failures, runtime.task_slice,
+**                                                   -- runtime.memory_limit
 */
 #include "bindings/bindings.h"
 
@@ -69,7 +70,9 @@ static void apply_live(lua_State *L, rt_t *rt) {
   rt->alert_after_failures = (int)lua_tointeger(L, -1);
   if (rt_config_get(L, 1, "runtime.task_slice") == LUA_TNUMBER && rt_vm_task_slice(L) > 0)
     rt_vm_set_task_slice(L, lua_tonumber(L, -1));   /* only where slices are on (the daemon) */
-  lua_pop(L, 4);
+  rt_config_get(L, 1, "runtime.memory_limit");
+  rt->lua_mem_limit = (size_t)lua_tointeger(L, -1) << 20;
+  lua_pop(L, 5);
 }
 
 static int rtl_vm_config_commit(lua_State *L) {

@@ -41,6 +41,7 @@ static const rt_cfield_t runtime_fields[] = {
   {"reload_debounce", RT_CT_NUMBER, NULL, NULL, "0.05", 0, NULL, 0, 60},
   {"reload_watch", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   {"min_every", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, RT_SCHED_EVERY_MIN, 86400},
+  {"memory_limit", RT_CT_INTEGER, NULL, NULL, "1024", 0, NULL, 0, 1048576},   /* MiB of Lua heap; 0 = none */
   END};
 static const rt_cfield_t http_fields[] = {
   {"timeout", RT_CT_NUMBER, NULL, NULL, "30", 0, NULL, 0.001, 86400},

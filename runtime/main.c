@@ -234,7 +234,9 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
   rt_config_get(L, -1, "runtime.alert_after_failures");
   rt->alert_after_failures = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
+  rt_config_get(L, -2, "runtime.memory_limit");
+  rt->lua_mem_limit = (size_t)lua_tointeger(L, -1) << 20;   /* validated: 0..2^20 MiB */
+  lua_pop(L, 2);
   /* require: scripts/ (lib modules) and the config directory (strategies.<name>) */
   rt_config_get(L, -1, "paths.scripts");
   rt_vm_add_path(L, lua_tostring(L, -1));

@@ -48,6 +48,7 @@ struct rt_s {
   rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
+  size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;

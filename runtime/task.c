@@ -13,6 +13,7 @@
 
 #include "runtime/log.h"
 #include "runtime/store.h"
+#include "runtime/vm.h"
 
 typedef struct rt_task_waiter_s {
   rt_task_done_fn fn;
@@ -229,6 +230,7 @@ static void task_step(rt_task_t *t, int nargs) {
     t->nres = nres;
     task_finish(t, RT_TASK_OK);
   } else {
+    if (st == LUA_ERRMEM) rt_vm_name_memory_error(t->co);
     take_error(t);
     task_finish(t, RT_TASK_ERROR);
   }

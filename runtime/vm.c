@@ -23,6 +23,7 @@
 
 #include "runtime/log.h"
 #include "runtime/rt.h"
+#include "runtime/strlib.h"
 #include "runtime/task.h"
 
 #define HOOK_COUNT 10000                       /* instructions between clock checks */
@@ -44,30 +45,71 @@ static limits_t *limits(lua_State *L) {
 }
 
 /*
+** Whether the running code is past a limit: the deadline of a budgeted call or the current task's
+** slice. Writes the reason ("<what> ran longer than ...") into why and marks an over-slice task as
+** interrupted.
+*/
+static int over_limit(lua_State *L, const char *what, char *why, size_t n) {
+  limits_t *lim = limits(L);
+  if (!lim) return 0;
+  uint64_t now = uv_hrtime();
+  if (lim->deadline_ns && now > lim->deadline_ns) {
+    snprintf(why, n, "interrupted: %s ran longer than its budget of %gs (runtime.task_slice)", what, lim->budget_s);
+    return 1;
+  }
+  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  if (!t || !(t->interrupted || (lim->slice_ns && now - t->resumed_ns > lim->slice_ns))) return 0;
+  t->interrupted = 1;
+  snprintf(why, n, "interrupted: %s ran longer than runtime.task_slice (%gs) without yielding", what,
+           (double)lim->slice_ns / 1e9);
+  return 1;
+}
+
+/*
 ** The count hook. Raises "<where>: interrupted: ..." when the deadline of a budgeted call or the
 ** current task's slice has passed; re-arms itself on every line first.
 */
 static void on_count_hook(lua_State *L, lua_Debug *ar) {
+  char why[160];
   limits_t *lim = limits(L);
   if (!lim) return;
-  uint64_t now = uv_hrtime();
-  char why[160];
-  if (lim->deadline_ns && now > lim->deadline_ns) {
-    snprintf(why, sizeof why, "interrupted: the top level ran longer than its budget of %gs "
-             "(runtime.task_slice)", lim->budget_s);
-  } else {
-    rt_task_t *t = rt_from_lua(L)->tasks.current;
-    if (!t || !(t->interrupted || (lim->slice_ns && now - t->resumed_ns > lim->slice_ns))) return;
-    t->interrupted = 1;
+  int budget = lim->deadline_ns && uv_hrtime() > lim->deadline_ns;
+  if (!over_limit(L, budget ? "the top level" : "the task", why, sizeof why)) return;
+  if (!budget)                                 /* the message scripts and tests know */
     snprintf(why, sizeof why, "interrupted: ran longer than runtime.task_slice (%gs) without yielding",
              (double)lim->slice_ns / 1e9);
-  }
   lua_sethook(L, on_count_hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_COUNT);
   if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
     lua_pushfstring(L, "%s:%d: %s", ar->short_src, ar->currentline, why);
   else
     lua_pushstring(L, why);
   lua_error(L);
+}
+
+void rt_vm_check_limits(lua_State *L, const char *what) {
+  char why[200];
+  if (!over_limit(L, what, why, sizeof why)) return;
+  lua_sethook(L, on_count_hook, LUA_MASKCOUNT | LUA_MASKLINE, HOOK_COUNT);   /* as the hook does */
+  luaL_where(L, 1);
+  lua_pushstring(L, why);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+size_t rt_vm_memory_limit(lua_State *L) { return rt_from_lua(L)->lua_mem_limit; }
+
+size_t rt_vm_memory_room(lua_State *L) {
+  rt_t *rt = rt_from_lua(L);
+  if (!rt->lua_mem_limit) return (size_t)-1;
+  return rt->lua_mem < rt->lua_mem_limit ? rt->lua_mem_limit - rt->lua_mem : 0;
+}
+
+void rt_vm_name_memory_error(lua_State *L) {
+  rt_t *rt = rt_from_lua(L);
+  if (!rt->lua_mem_limit) return;
+  lua_pop(L, 1);
+  lua_pushfstring(L, "not enough memory: the Lua heap reached its limit (runtime.memory_limit = %d MiB)",
+                  (int)(rt->lua_mem_limit >> 20));
 }
 
 void rt_vm_set_task_slice(lua_State *L, double seconds) {
@@ -87,6 +129,11 @@ static void *rt_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     free(ptr);
     return NULL;
   }
+  /* The limit holds while a task runs (a protected call: the failure is a Lua memory error there);
+  ** the runtime's own allocations from loop callbacks are never refused (no panic). */
+  if (rt->lua_mem_limit && nsize > (ptr ? osize : 0) && rt->tasks.current &&
+      rt->lua_mem + (nsize - (ptr ? osize : 0)) > rt->lua_mem_limit)
+    return NULL;
   void *p = realloc(ptr, nsize);
   if (p) rt->lua_mem += nsize - (ptr ? osize : 0);
   return p;
@@ -137,6 +184,7 @@ int rt_vm_pcall(lua_State *L, int nargs, int nresults) {
   lua_pushcfunction(L, msgh);
   lua_insert(L, base);
   int rc = lua_pcall(L, nargs, nresults, base);
+  if (rc == LUA_ERRMEM) rt_vm_name_memory_error(L);
   lua_remove(L, base);
   return rc;
 }
@@ -170,6 +218,7 @@ int rt_vm_open(rt_t *rt, const rt_vm_module_t *modules) {
   lua_atpanic(L, on_panic);
   lua_gc(L, LUA_GCGEN, 0, 0);                  /* collectors make many short-lived row tables */
   luaL_openlibs(L);
+  rt_strlib_install(L);                        /* bounded matching, no dump, a hidden metatable */
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "preload");              /* [package preload] */
   for (const rt_vm_module_t *m = modules; m && m->name; m++) {

@@ -34,6 +34,18 @@ int rt_vm_pcall_budget(lua_State *L, int nargs, int nresults, double seconds);
 void rt_vm_set_task_slice(lua_State *L, double seconds);
 double rt_vm_task_slice(lua_State *L);
 
+/// Raise "<where>interrupted: <what> ran longer than ..." when the running task is past its slice or
+/// a budgeted call past its deadline (what the count hook does between instructions); for C code
+/// that runs long without returning to Lua (the pattern matcher, strlib.c).
+void rt_vm_check_limits(lua_State *L, const char *what);
+
+/// runtime.memory_limit in bytes (0 = none), and the bytes Lua may still take under it.
+size_t rt_vm_memory_limit(lua_State *L);
+size_t rt_vm_memory_room(lua_State *L);
+/// Replace the error value on top of L (Lua's "not enough memory") with one naming the limit, when
+/// a limit is set.
+void rt_vm_name_memory_error(lua_State *L);
+
 /// Prepend `dir/?.lua;dir/?/init.lua` to package.path.
 void rt_vm_add_path(lua_State *L, const char *dir);
 

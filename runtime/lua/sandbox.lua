@@ -6,16 +6,27 @@
 --
 -- Each module gets its own _ENV over one frozen base: the safe basic functions, string (no dump),
 -- table, math, utf8, coroutine, a time-only os (time, clock, date, difftime, getenv), print (to the
--- log), load (text only, default env: the module's own), and require (rt.* except the runtime's
--- private rt.vm / rt.watch, modules under scripts/ and strategies.*; the caller passes it in).
+-- log), load (text only, default env: the module's own), and require (the rt.* modules of the
+-- allow-list PUBLIC below, modules under scripts/ and strategies.*; the caller passes it in).
 -- Missing on purpose: io, debug, package, dofile, loadfile, collectgarbage, os.execute, os.exit,
--- os.remove, os.rename, os.tmpname, string.dump. Library tables are read-only views, so one script
--- cannot change what another sees. Globals are read-only: assigning one raises, naming it.
+-- os.remove, os.rename, os.tmpname, string.dump. Library tables are read-only views (their tables
+-- too; rawset refuses them, pairs never hands out the real table), so one script cannot change what
+-- another sees. The string methods (getmetatable("") is false) are runtime/strlib.c's: pattern
+-- matching that runtime.task_slice interrupts and a string.rep bounded by runtime.memory_limit.
+-- Globals are read-only: assigning one raises, naming it.
 local log = require "rt.log"
 
 local M = {}
 
-local PRIVATE = { ["rt.vm"] = true, ["rt.watch"] = true }
+-- The modules scripts may require (an allow-list: anything else under rt.* is private to the
+-- runtime, e.g. rt.vm, rt.watch, rt.repl). true = the whole module; a list = only those functions.
+local PUBLIC = {
+  ["rt.http"] = true, ["rt.db"] = true, ["rt.json"] = true, ["rt.time"] = true, ["rt.task"] = true,
+  ["rt.log"] = true, ["rt.fs"] = true, ["rt.csv"] = true, ["rt.config"] = true, ["rt.budget"] = true,
+  ["rt.alert"] = true, ["rt.sched"] = { "trigger", "list", "check" },
+}
+
+local views = setmetatable({}, { __mode = "k" })   -- every read-only view: rawset refuses them
 
 local function frozen(what)
   return function(_, k)
@@ -23,14 +34,46 @@ local function frozen(what)
   end
 end
 
-function M.readonly(t, what)
-  return setmetatable({}, {
-    __index = t,
+-- A read-only view of t: reads go to t (table fields as read-only views of their own), writes
+-- raise, and neither pairs nor the metatable hands out t itself.
+function M.readonly(t, what, seen)
+  seen = seen or {}
+  if seen[t] then return seen[t] end
+  local nested = {}
+  local view = {}
+  seen[t] = view
+  for k, v in pairs(t) do
+    if type(v) == "table" then nested[k] = M.readonly(v, what .. "." .. tostring(k), seen) end
+  end
+  local index = t
+  if next(nested) then
+    index = function(_, k)
+      local n = nested[k]
+      if n ~= nil then return n end
+      return t[k]
+    end
+  end
+  setmetatable(view, {
+    __index = index,
     __newindex = frozen(what),
-    __pairs = function() return next, t, nil end,
+    __pairs = function(self)
+      return function(_, k)
+        local nk, v = next(t, k)
+        if nk ~= nil and nested[nk] ~= nil then v = nested[nk] end
+        return nk, v
+      end, self, nil
+    end,
     __len = function() return #t end,
     __metatable = false,
   })
+  views[view] = true
+  return view
+end
+
+-- rawset for scripts: never on a shared read-only view.
+local function safe_rawset(t, k, v)
+  if views[t] then error("rawset: a read-only table (shared by every script) cannot be changed", 2) end
+  return rawset(t, k, v)
 end
 
 local function copy(t, except)
@@ -47,7 +90,12 @@ local BASE_FUNCS = { "assert", "error", "ipairs", "next", "pairs", "pcall", "xpc
   "getmetatable", "_VERSION" }
 local base = {}
 for _, n in ipairs(BASE_FUNCS) do base[n] = _G[n] end
-base.string = M.readonly(copy(string, { dump = true }), "string")
+base.rawset = safe_rawset
+-- The string methods every string has (runtime/strlib.c: bounded matching, no dump), not the
+-- runtime's own `string` table.
+local methods = {}
+for k in pairs(string) do methods[k] = ("")[k] end
+base.string = M.readonly(methods, "string")
 base.table = M.readonly(copy(table), "table")
 base.math = M.readonly(copy(math), "math")
 base.utf8 = M.readonly(copy(utf8), "utf8")
@@ -61,11 +109,19 @@ local rt_views = {}
 
 -- rt.<name> for scripts: a read-only view of the real module (shared by every script).
 function M.rt_module(name)
-  if PRIVATE[name] then error(("module '%s' is private to the runtime"):format(name), 0) end
+  local allowed = PUBLIC[name]
+  if not allowed then
+    local ok = pcall(require, name)
+    error(ok and ("module '%s' is private to the runtime"):format(name) or ("module '%s' not found"):format(name), 0)
+  end
   local v = rt_views[name]
   if v == nil then
-    local ok, mod = pcall(require, name)
-    if not ok then error(("module '%s' not found"):format(name), 0) end
+    local mod = require(name)
+    if allowed ~= true then
+      local part = {}
+      for _, f in ipairs(allowed) do part[f] = mod[f] end
+      mod = part
+    end
     v = type(mod) == "table" and M.readonly(mod, name) or mod
     rt_views[name] = v
   end

@@ -4,6 +4,7 @@ local fast = { base = 0.05, cap = 0.2 }
 return {
   log = { level = "warn" },
   http = { timeout = 10 },
+  runtime = { memory_limit = 64 },         -- MiB: sandbox_test checks the limit
   budgets = {
     shared = { windows = { { per = 1, limit = 8 } }, backoff = fast },
     reserved = { windows = { { per = "1m", limit = 100 }, { per = "1d", limit = 1000 }, { per = "month", limit = 5000 } },

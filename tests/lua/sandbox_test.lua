@@ -88,4 +88,73 @@ T.test("the task slice interrupts a runaway task; others keep running", function
   vm.task_slice(before)
 end)
 
+-- Issue 11, item 5: nothing every script shares can be changed or reached by one of them.
+T.test("the string metatable and the shared views are immutable", function()
+  T.eq(run("return getmetatable('')"), false, "the string metatable is hidden")
+  T.eq(run("return ('').dump"), nil, "no dump through a method")
+  T.raises(function() run("rawset(string, 'upper', function() return 'pwned' end)") end, "rawset: a read%-only table")
+  T.raises(function() run("rawset(require('rt.http'), 'get', function() return 'planted' end)") end, "rawset: a read%-only table")
+  T.raises(function() run("local _, t = pairs(string) rawset(t, 'upper', 1)") end, "rawset: a read%-only table")
+  T.raises(function() run("local f, t = pairs(require('rt.json')) t.encode = 1") end, "read%-only")
+  T.raises(function() run("require('rt.json').safe.decode = nil") end, "rt.json.safe is read%-only")
+  T.raises(function() run("setmetatable(string, {})") end, "protected metatable")
+  -- a second environment (another script) and the runtime still see the real functions
+  T.eq(run("return string.upper('a'), ('b'):upper(), type(require('rt.http').get)", env("other")), "A")
+  T.eq(("b"):upper(), "B")
+  T.eq(type(require("rt.http").get), "function")
+  T.eq(run("local n = 0 for k, v in pairs(require('rt.json')) do n = n + 1 end return n > 2"), true)
+end)
+
+-- Issue 11, item 6: an allow-list of the rt.* modules scripts may require.
+T.test("require: only the modules of the allow-list", function()
+  for _, private in ipairs({ "rt.repl", "rt.vm", "rt.watch" }) do
+    T.raises(function() run("return require('" .. private .. "')") end, "private to the runtime")
+  end
+  T.raises(function() run("return require('rt.nonesuch')") end, "not found")
+  T.eq(run("local s = require('rt.sched') return type(s.trigger), s.put, s.remove"), "function")
+end)
+
+-- Issue 11, item 3: pattern matching is interrupted by the slice; memory is bounded.
+T.test("a catastrophic pattern is interrupted by the task slice, naming the limit", function()
+  local before = vm.task_slice()
+  vm.task_slice(0.2)
+  local e = env()
+  local ticks = 0
+  local ticker = task.spawn(function() for _ = 1, 20 do time.sleep(0.01) ticks = ticks + 1 end end)
+  local t0 = time.monotonic()
+  local h = task.spawn(function() return run([[return ("a"):rep(3000):find(".-.-.-.-b")]], e) end)
+  local ok, err = h:join()
+  T.eq(ok, false)
+  T.ok(err:find("interrupted: pattern matching ran longer than runtime.task_slice (0.2s)", 1, true), err)
+  T.ok(time.monotonic() - t0 < 3, "stopped near the slice")
+  h = task.spawn(function() return run([[local s = ("ab"):rep(2e4) return (s:gsub("(a-)(.-)b", "%2%1"))]], e) end)
+  T.eq(h:join(), true, "a gsub that fits its slice")
+  h = task.spawn(function() return run([[return string.gsub(("x"):rep(4000), ".-.-.-y", "")]], e) end)
+  ok, err = h:join()
+  T.eq(ok, false)
+  T.ok(err:find("interrupted: pattern matching", 1, true), err)
+  ticker:join()
+  T.eq(ticks, 20, "the loop went on")
+  vm.task_slice(before)
+end)
+
+T.test("string.rep over the memory limit fails at once, naming runtime.memory_limit", function()
+  local t0 = time.monotonic()
+  local ok, err = pcall(run, [[return string.rep("x", 2e9)]])
+  T.eq(ok, false)
+  T.ok(err:find("string.rep: a result of 2000000000 bytes is over the memory limit (runtime.memory_limit = 64 MiB)", 1, true), err)
+  ok, err = pcall(run, [[return ("xy"):rep(1e8, ",")]])
+  T.ok(err:find("runtime.memory_limit", 1, true), err)
+  T.ok(time.monotonic() - t0 < 1, "no allocation was attempted")
+  local h = task.spawn(function()
+    local t = {}
+    for i = 1, 1e9 do t[i] = { i } end
+  end)
+  ok, err = h:join()
+  T.eq(ok, false)
+  T.ok(err:find("not enough memory: the Lua heap reached its limit (runtime.memory_limit = 64 MiB)", 1, true), err)
+  collectgarbage()
+  T.eq(run("return #string.rep('x', 1000)"), 1000, "memory is back")
+end)
+
 T.run()
