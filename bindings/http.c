@@ -146,6 +146,8 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
   const char *url = url_idx ? luaL_checkstring(L, url_idx) : rtl_opt_string(L, o, "url", NULL, fn);
   if (!url) luaL_error(L, "%s: option 'url' is required", fn);
   opts.method = rtl_opt_string(L, o, "method", "GET", fn);
+  if (rt_http_header_problem(opts.method, "", 0) || !*opts.method)
+    luaL_error(L, "%s: option 'method' must be an HTTP method token, got '%s'", fn, opts.method);
   opts.timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "timeout", 0, 0, 86400, fn));
   opts.connect_timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "connect_timeout", 0, 0, 3600, fn));
   opts.max_body = (long)rtl_opt_range(L, o, "max_body", (double)rt->http_max_body, 0, 1073741824.0, fn);
@@ -170,6 +172,11 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
         luaL_error(L, "%s: headers must map names to strings", fn);
       if (nh == 64) luaL_error(L, "%s: more than 64 headers", fn);
+      const char *why = rt_http_header_problem(lua_tostring(L, -2), lua_tostring(L, -1), lua_rawlen(L, -1));
+      if (why) {
+        lua_pushfstring(L, "%s: header '%s': %s", fn, lua_tostring(L, -2), why);
+        return rtl_push_fail(L, lua_tostring(L, -1), "EINVAL");
+      }
       lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
       lines[nh++] = lua_tostring(L, -1);
       lua_insert(L, h);                        /* keep each line on the stack, below the table */

@@ -321,6 +321,7 @@ static int check_schedules(lua_State *L, int idx, vctx_t *v) {
     }
     lua_pop(L, 3);                             /* [k] */
   }
+  lua_pop(L, 1);
   v->path[0] = 0;
   return 0;
 }
@@ -329,8 +330,14 @@ int rt_config_validate(lua_State *L, int idx, const rt_cfield_t *schema, const c
                        size_t errlen) {
   vctx_t v = {file, "", err, errlen};
   int top = lua_gettop(L);
+  idx = lua_absindex(L, idx);
   int rc = check_value(L, idx, schema, &v);
   if (rc == 0 && schema == &rt_config_schema) rc = check_schedules(L, idx, &v);
+  if (rc == 0 && schema == &rt_config_schema && rt_config_get(L, idx, "http.user_agent") == LUA_TSTRING &&
+      strpbrk(lua_tostring(L, -1), "\r\n")) {
+    snprintf(v.path, sizeof v.path, "http.user_agent");
+    rc = fail(&v, "must not contain CR or LF (it is sent as a header line)", NULL, NULL);
+  }
   lua_settop(L, top);
   return rc;
 }

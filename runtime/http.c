@@ -356,6 +356,15 @@ void rt_http_close(rt_http_t *h) {
   uv_close((uv_handle_t *)&h->timer, on_uv_handle_closed);
 }
 
+const char *rt_http_header_problem(const char *name, const char *value, size_t len) {
+  static const char separators[] = "()<>@,;:\\\"/[]?={} \t";
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+    if (*p <= 32 || *p >= 127 || strchr(separators, *p)) return "the name must be a token (no spaces, colons or control characters)";
+  for (size_t i = 0; i < len; i++)
+    if (value[i] == '\r' || value[i] == '\n' || value[i] == 0) return "the value must not contain CR, LF or NUL";
+  return NULL;
+}
+
 int rt_http_start(rt_http_t *h, const rt_http_opts_t *o, rt_http_done_fn done, void *ud,
                   rt_http_req_t **out, const char **code, char *errbuf, size_t errlen) {
   const char *method = o->method ? o->method : "GET";
@@ -370,6 +379,22 @@ int rt_http_start(rt_http_t *h, const rt_http_opts_t *o, rt_http_done_fn done, v
     *code = "ENOMEM";
     snprintf(errbuf, errlen, "out of memory");
     return -1;
+  }
+  if (rt_http_header_problem(method, "", 0) || !*method) {
+    curl_easy_cleanup(r->easy);
+    free(r);
+    *code = "EINVAL";
+    snprintf(errbuf, errlen, "method '%s' is not an HTTP token", method);
+    return -1;
+  }
+  for (int i = 0; i < o->nheaders; i++) {      /* "Name: value" lines: one line each */
+    if (strpbrk(o->headers[i], "\r\n")) {
+      curl_easy_cleanup(r->easy);
+      free(r);
+      *code = "EINVAL";
+      snprintf(errbuf, errlen, "header %d contains CR or LF", i + 1);
+      return -1;
+    }
   }
   r->h = h;
   r->done = done;

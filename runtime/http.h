@@ -57,6 +57,11 @@ typedef struct {
 /// Create an engine on `loop`. Returns NULL on failure (curl or memory).
 rt_http_t *rt_http_new(uv_loop_t *loop, const rt_http_config_t *cfg);
 
+/// Why a request header cannot be sent as given, or NULL when it can: the name must be an HTTP token
+/// (no spaces, colons or control characters), the value (`len` bytes) must hold no CR, LF or NUL
+/// (header injection). rt_http_start refuses such headers (and methods, checked as names) with EINVAL.
+const char *rt_http_header_problem(const char *name, const char *value, size_t len);
+
 /// Close the engine: aborts every transfer without calling completions, then closes its handles;
 /// the memory is freed from the last close callback, so run the loop afterwards.
 void rt_http_close(rt_http_t *h);

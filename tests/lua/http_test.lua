@@ -194,4 +194,20 @@ T.test("the engine still works after all the failures above", function()
   T.eq(json.decode(res.body), { hello = "world", n = 42 })
 end)
 
+
+-- Issue 11, item 9: no header injection through a value, a name or the method.
+T.test("headers and methods with CR/LF are refused with EINVAL before anything is sent", function()
+  for _, h in ipairs({ { ["X-A"] = "a\r\nX-Injected: 1" }, { ["X-A"] = "a\nb" }, { ["X-A"] = "a\0b" },
+                       { ["X-A\r\nX-B"] = "1" }, { ["X A"] = "1" }, { ["X:A"] = "1" } }) do
+    local msg = T.fails("EINVAL", http.get(M .. "/echo", { headers = h }))
+    T.ok(msg:find("http.get: header", 1, true), msg)
+  end
+  local msg = T.fails("EINVAL", http.get(M .. "/echo", { headers = { ["X-A"] = "a\r\nb" }, budget = "shared" }))
+  T.ok(msg:find("CR, LF or NUL", 1, true), msg)
+  T.raises(function() http.request { url = M .. "/echo", method = "GET / HTTP/1.1\r\nX: y" } end,
+           "option 'method' must be an HTTP method token")
+  local body = echo { url = M .. "/echo", headers = { ["X-Fine"] = "tab\tand spaces are fine" } }
+  T.eq(body.headers["x-fine"], "tab\tand spaces are fine")
+end)
+
 T.run()

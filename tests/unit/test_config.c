@@ -185,6 +185,8 @@ static void test_bad_duration(void) {
   CHECK_HAS(err, "expected a duration");
 }
 
+static int load_env(char *const *envp);
+
 /* Numbers are finite and in range; durations too; every >= runtime.min_every (issue 11, item 1). */
 static void test_ranges(void) {
   const char *bad[] = {"return { schedules = { x = { every = math.huge } } }",
@@ -226,6 +228,11 @@ static void test_error_objects_and_keys(void) {
   CHECK_HAS(err, "cron.lua: schedules.x.cron:");
   CHECK_EQ_INT(load_src("nul.lua", "return { database = { path = 'data/a\\0b.db' } }", NULL), -1);
   CHECK_HAS(err, "nul.lua: database.path: contains a NUL byte");
+  CHECK_EQ_INT(load_src("ua.lua", "return { http = { user_agent = 'me\\r\\nX-Injected: 1' } }", NULL), -1);
+  CHECK_HAS(err, "ua.lua: http.user_agent: must not contain CR or LF");
+  char *ua[] = {"CANDLED_HTTP__USER_AGENT=a\nb", NULL};
+  CHECK_EQ_INT(load_env(ua), -1);
+  CHECK_HAS(err, "http.user_agent: must not contain CR or LF");
 }
 
 /* An endless loop in the config file is interrupted after the time limit (issue 11, item 2). */
