@@ -230,6 +230,9 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: database.path: %s\n", err);
     return 1;
   }
+  rt_config_get(L, -1, "database.allow_unsafe_sql");
+  rt_store_guard(rt->store, lua_toboolean(L, -1));
+  lua_pop(L, 1);
   rt->checkpoint = rt_checkpoint_start(&rt->loop, rt->store, rt->log, 1000);
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
   rt_config_get(L, -1, "runtime.alert_after_failures");

@@ -19,6 +19,11 @@ rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size
 /// Roll back an open transaction, finalize cached statements and close the connection.
 void rt_store_close(rt_store_t *s);
 
+/// Install the authorizer of store_guard.c on the connection (allow_unsafe = 1 removes it): ATTACH,
+/// DETACH, VACUUM INTO and setting pragmas of durability, locking or the file fail with SQLITE_AUTH.
+/// Called once the store has set its own pragmas (main.c, after rt_store_open).
+void rt_store_guard(rt_store_t *s, int allow_unsafe);
+
 sqlite3 *rt_store_db(rt_store_t *s);
 const char *rt_store_path(const rt_store_t *s);
 

@@ -388,4 +388,15 @@ T.test("path() is the CANDLED_DATABASE__PATH file", function()
   T.ok(io.open(db.path(), "rb"), "the file exists"):close()
 end)
 
+
+-- Issue 11, item 7: the shared connection refuses ATTACH/DETACH and pragmas that change the file.
+T.test("ATTACH, DETACH, VACUUM INTO and durability pragmas are not authorized", function()
+  T.raises(function() db.exec("ATTACH DATABASE '/tmp/candled-evil.db' AS evil") end, "not authorized")
+  T.raises(function() db.exec("DETACH DATABASE main") end, "not authorized")
+  T.raises(function() db.exec("PRAGMA journal_mode = DELETE") end, "not authorized")
+  T.raises(function() db.exec("PRAGMA synchronous = OFF") end, "not authorized")
+  T.eq(db.first("PRAGMA journal_mode").journal_mode, "wal", "still WAL")
+  T.ok(db.first("PRAGMA table_info(runs)"), "reading pragmas is fine")
+end)
+
 T.run()

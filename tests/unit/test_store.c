@@ -91,6 +91,34 @@ static void test_open_file_wal_and_tables(void) {
   rt_store_close(s);
 }
 
+/* Issue 11, item 7: the guard refuses ATTACH, DETACH, VACUUM INTO and durability pragmas; reading
+** a pragma and ordinary SQL go on; allow_unsafe lifts it. */
+static void test_guard(void) {
+  rt_store_t *s = open_ok(tmp_path("guard.db"));
+  if (!s) return;
+  rt_store_guard(s, 0);
+  char sql[600];
+  snprintf(sql, sizeof sql, "ATTACH DATABASE '%s' AS evil", tmp_path("evil.db"));
+  CHECK_EQ_INT(rt_store_exec(s, sql), SQLITE_AUTH);
+  CHECK_EQ_INT(access(tmp_path("evil.db"), F_OK), -1);
+  CHECK_EQ_INT(rt_store_exec(s, "DETACH DATABASE main"), SQLITE_AUTH);
+  snprintf(sql, sizeof sql, "VACUUM INTO '%s'", tmp_path("copy.db"));
+  CHECK(rt_store_exec(s, sql) != SQLITE_OK);
+  CHECK_EQ_INT(access(tmp_path("copy.db"), F_OK), -1);
+  static const char *const refused[] = {"PRAGMA journal_mode=DELETE", "PRAGMA synchronous=OFF",
+                                        "PRAGMA locking_mode=EXCLUSIVE", "PRAGMA writable_schema=ON",
+                                        "PRAGMA main.journal_mode = delete", "PRAGMA foreign_keys=OFF"};
+  for (size_t i = 0; i < sizeof refused / sizeof *refused; i++)
+    if (!CHECK_EQ_INT(rt_store_exec(s, refused[i]), SQLITE_AUTH)) fprintf(stderr, "  %s\n", refused[i]);
+  char *mode = query_text(s, "PRAGMA journal_mode");
+  CHECK_STR(mode, "wal");
+  free(mode);
+  CHECK_EQ_INT(rt_store_exec(s, "CREATE TABLE g (x); INSERT INTO g VALUES (1); PRAGMA table_info(g)"), SQLITE_OK);
+  rt_store_guard(s, 1);
+  CHECK_EQ_INT(rt_store_exec(s, "PRAGMA synchronous=FULL"), SQLITE_OK);
+  rt_store_close(s);
+}
+
 /* :memory: opens too (no WAL there) with the same tables. */
 static void test_open_memory(void) {
   rt_store_t *s = open_ok(":memory:");
@@ -496,6 +524,7 @@ int main(void) {
   }
   RUN(test_open_file_wal_and_tables);
   RUN(test_open_memory);
+  RUN(test_guard);
   RUN(test_open_fails);
   RUN(test_reopen_idempotent);
   RUN(test_migrate);
