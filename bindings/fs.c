@@ -10,6 +10,9 @@
 **   w               = fs.watch(path [, {interval = seconds}])   -- a watcher (default interval 1)
 **   changed         = w:wait([timeout])     -- parks: true on a change, false after timeout seconds
 **   w:close()                               -- idempotent; also __close and __gc
+**   mod             = fs.confined({{path=, write=, flat=}, ...})   -- the same functions, confined to
+**                                           -- those roots (nil, msg, "EACCES" elsewhere); scripts
+**                                           -- get this one (candled.sandbox), the runtime the above
 **
 ** Codes are errno names ("ENOENT", "EACCES", ...). Relative paths resolve against the working
 ** directory of the process (the daemon runs from the config file's directory).
@@ -27,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -407,7 +411,121 @@ static int rtl_watch_tostring(lua_State *L) {
   return 1;
 }
 
+/* ---- confinement ---------------------------------------------------------------------------- */
+
+/* The roots a confined module may use: resolved absolute paths, each readable or also writable.
+** A userdata owned by the module's closures (upvalue). */
+typedef struct {
+  int n;
+  struct { char path[PATH_MAX]; int write, flat; } root[32];   /* flat: its files, not below, no *.lua writes */
+} roots_t;
+
+/* `path` made absolute with symlinks resolved, as far as it exists: the longest existing prefix goes
+** through realpath(), the rest (a file or directories still to be created) is appended as written
+** but may not contain "." or "..". Returns 0, or -1 when it cannot be resolved. */
+static int resolve(const char *path, char *out) {
+  char buf[PATH_MAX], rest[PATH_MAX] = "";
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf || !*buf) return -1;
+  for (;;) {
+    if (realpath(buf, out)) break;
+    if (errno != ENOENT) return -1;
+    char *slash = strrchr(buf, '/');
+    const char *name = slash ? slash + 1 : buf;
+    if (!strcmp(name, ".") || !strcmp(name, "..")) return -1;
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "/%s%s", name, rest) >= (int)sizeof tmp) return -1;
+    memcpy(rest, tmp, sizeof rest);
+    if (!slash) snprintf(buf, sizeof buf, ".");
+    else if (slash == buf) snprintf(buf, sizeof buf, "/");
+    else *slash = 0;
+  }
+  size_t n = strlen(out);
+  if (n + strlen(rest) >= PATH_MAX) return -1;
+  memcpy(out + (n == 1 && *rest ? 0 : n), rest, strlen(rest) + 1);   /* "/" + "/x" -> "/x" */
+  return 0;
+}
+
+static int within(const char *p, const char *root) {
+  size_t n = strlen(root);
+  return strncmp(p, root, n) == 0 && (p[n] == 0 || p[n] == '/' || (n == 1 && root[0] == '/'));
+}
+
+/* A file directly in a flat root (and, to write, not a .lua file: code is not data). */
+static int within_flat(const char *p, const char *root, int write) {
+  size_t n = strlen(root), lp = strlen(p);
+  if (!within(p, root) || p[n] == 0) return !write && p[n] == 0;
+  if (strchr(p + n + 1, '/')) return 0;
+  return !(write && lp >= 4 && strcmp(p + lp - 4, ".lua") == 0);
+}
+
+/* The confined function: upvalues original, roots, needs-write. Checks argument 1, then calls. */
+static int confined_call(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  roots_t *r = lua_touserdata(L, lua_upvalueindex(2));
+  int write = lua_toboolean(L, lua_upvalueindex(3));
+  char abs[PATH_MAX];
+  int ok = 0;
+  if (resolve(path, abs) == 0)
+    for (int i = 0; i < r->n && !ok; i++)
+      ok = (r->root[i].flat ? within_flat(abs, r->root[i].path, write) : within(abs, r->root[i].path)) &&
+           (r->root[i].write || !write);
+  if (!ok) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: outside the paths scripts may %s (the data folder, paths.fs_roots, watchlists; "
+                    "see README)", path, write ? "write" : "read");
+    lua_pushliteral(L, "EACCES");
+    return 3;
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
+static const struct { const char *name; lua_CFunction f; int write; } confinable[] = {
+  {"read", rtl_fs_read, 0},   {"write", rtl_fs_write, 1},   {"list", rtl_fs_list, 0},
+  {"stat", rtl_fs_stat, 0},   {"mkdir", rtl_fs_mkdir, 1},   {"remove", rtl_fs_remove, 1},
+  {"watch", rtl_fs_watch, 0}, {NULL, NULL, 0}};
+
+/* fs.confined({{path=, write=bool, flat=bool}, ...}) -> a module like rt.fs whose functions only reach
+** paths inside those roots (resolved now, symlinks included; a flat root: only the files directly in
+** it, and no *.lua written there); anything else is nil, msg, "EACCES".
+** A root that does not exist yet is resolved as far as it exists. */
+static int rtl_fs_confined(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  roots_t *r = lua_newuserdatauv(L, sizeof *r, 0);   /* [roots r] */
+  r->n = 0;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  if (n > (lua_Integer)(sizeof r->root / sizeof *r->root)) return luaL_error(L, "fs.confined: more than 32 roots");
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (!lua_istable(L, -1)) return luaL_error(L, "fs.confined: root %d must be a table {path=, write=}", (int)i);
+    lua_getfield(L, -1, "path");
+    const char *p = lua_tostring(L, -1);
+    if (!p) return luaL_error(L, "fs.confined: root %d needs a path", (int)i);
+    if (resolve(p, r->root[r->n].path) == 0) {
+      lua_getfield(L, -2, "write");
+      r->root[r->n].write = lua_toboolean(L, -1);
+      lua_getfield(L, -3, "flat");
+      r->root[r->n].flat = lua_toboolean(L, -1);
+      lua_pop(L, 2);
+      r->n++;
+    }
+    lua_pop(L, 2);
+  }
+  lua_newtable(L);                             /* [roots r mod] */
+  for (int i = 0; confinable[i].name; i++) {
+    lua_pushcfunction(L, confinable[i].f);
+    lua_pushvalue(L, -3);
+    lua_pushboolean(L, confinable[i].write);
+    lua_pushcclosure(L, confined_call, 3);
+    lua_setfield(L, -2, confinable[i].name);
+  }
+  return 1;
+}
+
 static const luaL_Reg fs_funcs[] = {
+  {"confined", rtl_fs_confined},
   {"read", rtl_fs_read}, {"write", rtl_fs_write}, {"list", rtl_fs_list}, {"stat", rtl_fs_stat},
   {"mkdir", rtl_fs_mkdir}, {"remove", rtl_fs_remove}, {"watch", rtl_fs_watch}, {NULL, NULL}};
 

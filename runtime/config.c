@@ -31,9 +31,11 @@ static const rt_cfield_t database_fields[] = {
 static const rt_cfield_t log_fields[] = {
   {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels, 0, 0},
   END};
+static const rt_cfield_t fs_root_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0};
 static const rt_cfield_t paths_fields[] = {
   {"scripts", RT_CT_STRING, NULL, NULL, "scripts", 0, NULL, 0, 0},
   {"strategies", RT_CT_STRING, NULL, NULL, "strategies", 0, NULL, 0, 0},
+  {"fs_roots", RT_CT_LIST, NULL, &fs_root_elem, NULL, 0, NULL, 0, 0},   /* more places scripts' rt.fs reaches */
   END};
 static const rt_cfield_t runtime_fields[] = {
   {"shutdown_grace", RT_CT_NUMBER, NULL, NULL, "10", 0, NULL, 0, 86400},

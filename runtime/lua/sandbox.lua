@@ -22,9 +22,36 @@ local M = {}
 -- runtime, e.g. rt.vm, rt.watch, rt.repl). true = the whole module; a list = only those functions.
 local PUBLIC = {
   ["rt.http"] = true, ["rt.db"] = true, ["rt.json"] = true, ["rt.time"] = true, ["rt.task"] = true,
-  ["rt.log"] = true, ["rt.fs"] = true, ["rt.csv"] = true, ["rt.config"] = true, ["rt.budget"] = true,
+  ["rt.log"] = true, ["rt.csv"] = true, ["rt.config"] = true, ["rt.budget"] = true,
   ["rt.alert"] = true, ["rt.sched"] = { "trigger", "list", "check" },
 }
+
+-- rt.fs for scripts: confined to the folders they have business in (bindings/fs.c fs.confined):
+-- the data folder (the directory of database.path), every paths.fs_roots entry and every
+-- sources.<name>.watchlist file (read and write; relative paths against the config file's
+-- directory), the files directly in the config file's directory (watchlists and the like: read and
+-- write, but no *.lua written), paths.scripts and paths.strategies (read only). Anything else:
+-- nil, msg, "EACCES".
+local function fs_roots()
+  local config = require "rt.config"
+  local file = config.file()
+  local dir = file and file:match("^(.*)/[^/]*$") or "."
+  local function abs(p) return p:sub(1, 1) == "/" and p or dir .. "/" .. p end
+  local roots = {}
+  local function add(p, write, flat)
+    if type(p) == "string" and p ~= "" then roots[#roots + 1] = { path = abs(p), write = write, flat = flat } end
+  end
+  add(dir, true, true)
+  local dbpath = config.get("database.path")
+  add(type(dbpath) == "string" and (dbpath:match("^(.*)/[^/]*$") or "."), true)
+  for _, p in ipairs(config.get("paths.fs_roots", {})) do add(p, true) end
+  for _, src in pairs(config.get("sources", {})) do add(src.watchlist, true) end
+  add(config.get("paths.scripts"), false)
+  add(config.get("paths.strategies"), false)
+  return roots
+end
+
+local CONFINED = { ["rt.fs"] = function(mod) return mod.confined(fs_roots()) end }
 
 local views = setmetatable({}, { __mode = "k" })   -- every read-only view: rawset refuses them
 
@@ -109,7 +136,7 @@ local rt_views = {}
 
 -- rt.<name> for scripts: a read-only view of the real module (shared by every script).
 function M.rt_module(name)
-  local allowed = PUBLIC[name]
+  local allowed = PUBLIC[name] or CONFINED[name]
   if not allowed then
     local ok = pcall(require, name)
     error(ok and ("module '%s' is private to the runtime"):format(name) or ("module '%s' not found"):format(name), 0)
@@ -117,7 +144,9 @@ function M.rt_module(name)
   local v = rt_views[name]
   if v == nil then
     local mod = require(name)
-    if allowed ~= true then
+    if CONFINED[name] then
+      mod = CONFINED[name](mod)
+    elseif allowed ~= true then
       local part = {}
       for _, f in ipairs(allowed) do part[f] = mod[f] end
       mod = part

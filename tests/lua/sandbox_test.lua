@@ -157,4 +157,16 @@ T.test("string.rep over the memory limit fails at once, naming runtime.memory_li
   T.eq(run("return #string.rep('x', 1000)"), 1000, "memory is back")
 end)
 
+
+-- Issue 11, item 8: scripts' rt.fs is confined to the data folder (and paths.fs_roots, watchlists).
+T.test("scripts' rt.fs stays in the data folder", function()
+  local db = require "rt.db"
+  local data = db.path():match("^(.*)/[^/]*$")
+  T.eq(run(("return require('rt.fs').write(%q, 'ok')"):format(data .. "/sandbox-fs.txt")), true)
+  T.eq(run(("return require('rt.fs').read(%q)"):format(data .. "/sandbox-fs.txt")), "ok")
+  T.eq(select(3, run("return require('rt.fs').read('/etc/passwd')")), "EACCES")
+  T.eq(select(3, run("return require('rt.fs').write('/tmp/candled-sandbox-planted', 'x')")), "EACCES")
+  T.eq(run("return require('rt.fs').confined"), nil, "no way to build another confinement")
+end)
+
 T.run()
