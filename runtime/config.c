@@ -19,6 +19,9 @@
 
 #include "runtime/sched.h"
 
+/* Budget fields: the lower bounds (with their own messages) are budget.c's; only the upper bounds
+** that keep its integer casts defined are checked here. */
+#define NO_MIN (-1e308)
 #define END {NULL, 0, NULL, NULL, NULL, 0, NULL, 0, 0}
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
@@ -75,27 +78,27 @@ static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NUL
 
 static const rt_cfield_t window_fields[] = {
   {"per", RT_CT_ANY, NULL, NULL, NULL, 0, NULL, 0, 0},          /* a duration or "month": budget.c checks */
-  {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL, 0, 1e12},
+  {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL, NO_MIN, 1e12},
   END};
 static const rt_cfield_t window_elem = {"*", RT_CT_TABLE, window_fields, NULL, NULL, 0, NULL, 0, 0};
 static const rt_cfield_t backoff_fields[] = {
-  {"base", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, 0, 86400},
-  {"cap", RT_CT_NUMBER, NULL, NULL, "300", 0, NULL, 0, 86400},
+  {"base", RT_CT_NUMBER, NULL, NULL, "1", 0, NULL, NO_MIN, 86400},
+  {"cap", RT_CT_NUMBER, NULL, NULL, "300", 0, NULL, NO_MIN, 86400},
   END};
 static const rt_cfield_t breaker_fields[] = {
-  {"failures", RT_CT_INTEGER, NULL, NULL, "5", 0, NULL, 0, 1e6},
+  {"failures", RT_CT_INTEGER, NULL, NULL, "5", 0, NULL, NO_MIN, 1e6},
   {"cooldown", RT_CT_DURATION, NULL, NULL, "60", 0, NULL, 0.001, 1e9},
   END};
 static const rt_cfield_t ban_fields[] = {
-  {"after_429s", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, 0, 1e6},
+  {"after_429s", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, NO_MIN, 1e6},
   {"duration", RT_CT_DURATION, NULL, NULL, "600", 0, NULL, 0.001, 1e9},
   END};
 static const rt_cfield_t budget_fields[] = {
   {"windows", RT_CT_LIST, NULL, &window_elem, NULL, 0, NULL, 0, 0},
-  {"reserve", RT_CT_NUMBER, NULL, NULL, "0", 0, NULL, 0, 0.999},
+  {"reserve", RT_CT_NUMBER, NULL, NULL, "0", 0, NULL, 0, 0},
   {"used_weight_header", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
-  {"retries", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, 0, 1000},
-  {"queue", RT_CT_INTEGER, NULL, NULL, "10000", 0, NULL, 0, 1e9},
+  {"retries", RT_CT_INTEGER, NULL, NULL, "3", 0, NULL, NO_MIN, 1000},
+  {"queue", RT_CT_INTEGER, NULL, NULL, "10000", 0, NULL, NO_MIN, 1e9},
   {"backoff", RT_CT_TABLE, backoff_fields, NULL, NULL, 0, NULL, 0, 0},
   {"breaker", RT_CT_TABLE, breaker_fields, NULL, NULL, 0, NULL, 0, 0},
   {"ban", RT_CT_TABLE, ban_fields, NULL, NULL, 0, NULL, 0, 0},

@@ -7,7 +7,8 @@
 ** accept and freed in its pipe's close callback; it holds a registry ref to its Lua session
 ** (candled.repl's per-client table) and, while an input runs, a reference to that task. Closing a
 ** client first detaches and cancels the task, so a task never reports to a freed client; output
-** from Lua finds clients by id (rt_repl_send), never by pointer.
+** from Lua finds clients by id (rt_repl_send), never by pointer. Output queued for a client is
+** bounded (MAX_QUEUED): a client that stops reading is dropped.
 */
 #include "runtime/repl.h"
 
@@ -74,9 +75,21 @@ static void on_uv_written(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED) client_close(c);
 }
 
+/* Output waiting for a client that does not read is bounded: past this many bytes queued, the
+** client is dropped (its input task cancelled), so a stalled reader cannot grow the daemon. */
+#define MAX_QUEUED ((size_t)RT_REPL_MAX_FRAME * 2)
+
 static int client_send(client_t *c, int type, const char *data, size_t len) {
   if (c->closing) return -1;
   if (len > RT_REPL_MAX_FRAME) len = RT_REPL_MAX_FRAME;   /* candled.repl caps what it renders */
+  size_t queued = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+  if (queued + RT_REPL_HEADER + len > MAX_QUEUED) {
+    rt_log_printf(c->repl->rt->log, RT_LOG_WARN, NULL,
+                  "REPL client %llu dropped: it does not read its output (%zu bytes queued, limit %zu)",
+                  (unsigned long long)c->id, queued, MAX_QUEUED);
+    client_close(c);
+    return -1;
+  }
   write_t *w = malloc(sizeof *w + RT_REPL_HEADER + len);
   if (!w) return -1;
   rt_repl_put_header(w->data, type, (uint32_t)len);

@@ -326,6 +326,40 @@ class Repl(harness.Case):
         self.assertIsNone(p.poll())
         self.assertEqual(self.stop_daemon(p)[0], 0)
 
+    def test_a_client_that_stops_reading_is_dropped_and_memory_stays_bounded(self):
+        """issue 11, item 4: output queued for a client is bounded; the daemon goes on."""
+        p = self.start()
+        def rss_mb():
+            with open("/proc/%d/status" % p.pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        base = rss_mb()
+        stalled = Frames(self.sock)
+        stalled.s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.send("E", "local s = string.rep('x', 60000) for i = 1, 1e6 do print(s) "
+                          "if i % 50 == 0 then require('rt.time').sleep(0) end end")
+        time.sleep(4)                                  # 60 GB if nothing bounded it
+        self.assertLess(rss_mb() - base, 200, "the daemon's memory stayed bounded")
+        self.assertIsNone(p.poll())
+        other = Frames(self.sock)
+        self.assertEqual(other.eval("return 6 * 7")[:2], ("R", "42"))
+        other.close()
+        # the stalled client was dropped: its stream ends after what was queued
+        stalled.s.settimeout(5)
+        got = 0
+        try:
+            while True:
+                chunk = stalled.s.recv(1 << 20)
+                if not chunk:
+                    break
+                got += len(chunk)
+        except (ConnectionResetError, socket.timeout):
+            pass
+        self.assertLess(got, 100 << 20)
+        stalled.close()
+        self.assertEqual(self.stop_daemon(p)[0], 0)
+
     def test_a_connected_client_sees_the_daemon_stop(self):
         p = self.start()
         a = Frames(self.sock)

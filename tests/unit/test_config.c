@@ -211,8 +211,10 @@ static void test_ranges(void) {
   CHECK_HAS(err, "http.max_host_connections");
   CHECK_EQ_INT(load_src("neg.lua", "return { database = { busy_timeout_ms = -1 } }", NULL), -1);
   CHECK_HAS(err, "database.busy_timeout_ms: -1 is out of range: must be between 0 and 3.6e+06");
-  CHECK_EQ_INT(load_src("res.lua", "return { budgets = { b = { reserve = 1, windows = {} } } }", NULL), -1);
-  CHECK_HAS(err, "budgets.b.reserve");
+  CHECK_EQ_INT(load_src("res.lua", "return { budgets = { b = { retries = 2^40, windows = {} } } }", NULL), -1);
+  CHECK_HAS(err, "budgets.b.retries");
+  CHECK_EQ_INT(load_src("resn.lua", "return { budgets = { b = { reserve = 0/0, windows = {} } } }", NULL), -1);
+  CHECK_HAS(err, "budgets.b.reserve: must be a finite number");
   CHECK_EQ_INT(load_src("cool.lua", "return { budgets = { b = { breaker = { cooldown = 1/0 } } } }", NULL), -1);
   CHECK_HAS(err, "budgets.b.breaker.cooldown");
 }
