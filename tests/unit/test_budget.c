@@ -19,14 +19,14 @@ static void test_sliding_admits_up_to_capacity(void) {
     CHECK(rt_window_fits_at(&w, 1, t) == t);
     rt_window_charge(&w, 1);
   }
-  CHECK(w.used == 600);
+  CHECK(w.st->used == 600);
   double at = rt_window_fits_at(&w, 1, t);
   /* everything was charged in the slot starting at t: it is released one window and one slot later */
   CHECK(at >= t + 10 && at <= t + 10 + 2 * 0.1 + 1e-6);
   rt_window_advance(&w, at - 0.001);
-  CHECK(w.used == 600);
+  CHECK(w.st->used == 600);
   rt_window_advance(&w, at);
-  CHECK(w.used == 0);
+  CHECK(w.st->used == 0);
 }
 
 static void test_sliding_releases_oldest_first(void) {
@@ -43,7 +43,7 @@ static void test_sliding_releases_oldest_first(void) {
   CHECK(b >= t0 + 1.6 - 1e-9 && b < t0 + 1.65);
   CHECK(isinf(rt_window_fits_at(&w, 11, t0 + 0.5)));
   rt_window_advance(&w, t0 + 100);             /* long idle: everything expired at once */
-  CHECK(w.used == 0);
+  CHECK(w.st->used == 0);
   CHECK(rt_window_fits_at(&w, 10, t0 + 100) == t0 + 100);
 }
 
@@ -57,9 +57,9 @@ static double next_burst_after_slot(double per, double cap, double t) {
   double at = rt_window_fits_at(&w, 1, t);
   CHECK(at - t >= per + 0.1 - 1e-9);           /* never less than the 100 ms floor */
   rt_window_advance(&w, at - 1e-4);
-  CHECK(w.used == cap);                        /* still held just before */
+  CHECK(w.st->used == cap);                        /* still held just before */
   rt_window_advance(&w, at);
-  CHECK(w.used == 0);                          /* the whole burst leaves at once */
+  CHECK(w.st->used == 0);                          /* the whole burst leaves at once */
   CHECK(rt_window_fits_at(&w, cap, at) == at);
   return at - (floor(t / w.slot) + 1) * w.slot;
 }
@@ -133,7 +133,7 @@ static void test_fixed_day_and_month(void) {
   rt_window_charge(&d, 100);
   CHECK(rt_window_fits_at(&d, 1, t) == 1764547200.0 + 86400);
   rt_window_advance(&d, 1764547200.0 + 86400);
-  CHECK(d.used == 0);
+  CHECK(d.st->used == 0);
 }
 
 static void test_priority_names(void) {
