@@ -11,9 +11,9 @@
 ** header corrects, else the fullest) what the server accepted: the header's count, else the weight
 ** admitted in the window less what the incident's 429s rejected. After `probe_wait` clean windows
 ** (no 429 since the limit last changed) the limit rises by a tenth of the declared one; a probe
-** that draws a 429 doubles probe_wait (up to 16 windows), so a steady lower limit costs a probe
-** ever more rarely while a restored one is found again. The limit never exceeds the declared one
-** and, at it, counts as declared again.
+** that draws a 429 doubles probe_wait (up to 16 windows), one that holds halves it, so a steady
+** lower limit costs a probe ever more rarely while a restored one is found again quickly. The
+** limit never exceeds the declared one and, at it, counts as declared again.
 */
 #include <math.h>
 #include <stdio.h>
@@ -55,11 +55,13 @@ void rt_budget_probe_up(rt_budget_t *b, double now) {
     rt_window_state_t *s = w->st;
     if (s->eff <= 0 || now - s->eff_at < clean_span(w, now)) continue;
     double step = w->limit * PROBE_STEP;
+    if (s->probed && s->probe_wait > 1) s->probe_wait /= 2;   /* the last probe held */
+    s->probed = 1;
     s->eff += step < 1 ? 1 : step;
     s->eff_at = now;
     if (s->eff >= w->limit - RT_BUDGET_EPS) {
       s->eff = 0;
-      s->probe_wait = 0;
+      s->probe_wait = s->probed = 0;
       rt_log_printf(b->set->rt->log, RT_LOG_INFO, NULL, "budget %s: the %s window is back at its declared limit %g",
                     b->name, w->key, w->limit);
     }
@@ -103,7 +105,7 @@ static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double now) {
   rt_window_t *w = &b->win[i];
   rt_window_state_t *st = w->st;
   int header = s->used_weight >= 0 && i == b->header_win;
-  double accepted = header ? s->used_weight : st->used - s->weight;
+  double accepted = header ? s->used_weight : st->used;   /* this request is uncharged already */
   b->learning = i;
   if (st->eff > 0) st->eff_at = now;           /* not a clean window */
   if (accepted < 1 || accepted >= rt_window_limit(w) - RT_BUDGET_EPS) return;
@@ -115,6 +117,7 @@ static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double now) {
   }
   st->eff = floor(accepted + RT_BUDGET_EPS);
   st->eff_at = now;
+  st->probed = 0;
   RT_BUDGET_COUNT(b, learned, 1);
   b->report = i + 1;                           /* logged once the incident's in-flight 429s are in */
   b->report_how = header ? "the server's used-weight header" : "the weight it accepted in the window";
@@ -160,6 +163,10 @@ static void open_breaker(rt_budget_t *b, double now, const char *why) {
 static int throttled(rt_budget_t *b, const rt_settle_t *s, double now) {
   rt_budget_common_t *cs = b->cs;
   RT_BUDGET_COUNT(b, throttled, 1);
+  for (int i = 0; i < b->nwin; i++) {          /* the server did not count it: neither do we */
+    rt_window_advance(&b->win[i], now);
+    if (s->sent_at > 0) rt_window_uncharge(&b->win[i], s->weight, s->sent_at);
+  }
   if (s->sent_at > 0 && s->sent_at < cs->incident_at) {   /* on the wire before the incident began */
     learn_more(b, s, now);
     if (s->retry_after >= 0 && now + s->retry_after > cs->paused_until) cs->paused_until = now + s->retry_after;

@@ -124,3 +124,19 @@ double rt_window_hold(const rt_window_t *w, double now) {
   if (w->fixed) return rt_window_fixed_end(w, rt_window_fixed_start(w, now)) - now;
   return (double)w->held * w->slot;
 }
+
+void rt_window_uncharge(rt_window_t *w, double weight, double at) {
+  rt_window_state_t *s = w->st;
+  double *from = NULL;
+  if (w->fixed) {
+    if (rt_window_fixed_start(w, at) != s->start) return;
+  } else {
+    int64_t k = (int64_t)floor(at / w->slot);
+    if (k > s->cur || s->cur - k >= w->held) return;
+    from = &s->ring[(uint64_t)k % (uint64_t)w->held];
+    if (weight > *from) weight = *from;
+    *from -= weight;
+  }
+  s->used -= weight;
+  if (s->used < EPS) s->used = 0;
+}

@@ -27,6 +27,7 @@ typedef struct {
   double eff;                /* the learned limit, or 0 when the declared limit holds */
   double eff_at;             /* when eff last changed (probing counts clean windows from here) */
   double probe_wait;         /* clean windows before the next probe: 1, doubled by a failed probe */
+  double probed;             /* 1 once the limit was raised since it was last learned */
   double ring[RT_WINDOW_RING];
 } rt_window_state_t;
 
@@ -54,6 +55,8 @@ double rt_window_limit(const rt_window_t *w);
 double rt_window_fits_at(const rt_window_t *w, double weight, double now);
 /// Charge `weight` at time now (after rt_window_advance(now)).
 void rt_window_charge(rt_window_t *w, double weight);
+/// Take back `weight` charged at time `at` (a request the server rejected), if still counted.
+void rt_window_uncharge(rt_window_t *w, double weight, double at);
 /// Seconds a weight charged now stays counted: the window and its margin (fixed: to its end).
 double rt_window_hold(const rt_window_t *w, double now);
 /// Start of the fixed window containing t (UTC day multiple or calendar month).

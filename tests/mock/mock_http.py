@@ -117,13 +117,18 @@ Rate limiter (Binance / GeckoTerminal style, strict; off until configured). POST
      "retry_after": null}   Retry-After of 429s: a number; "computed" (below); "none" = no header
                             (GeckoTerminal sends none; the server's pause is the computed one);
                             null = "none" on GeckoTerminal routes (/api/v2/), else "computed"
+     "delay_429": 0,        seconds a 429 takes to be written (a busy server answers late: requests
+                            sent meanwhile are on the wire when it arrives)
+     "grace": 0.05}         seconds after a 429 was written within which an arriving request was
+                            still sent before the client could read it (loopback, the client's
+                            loop, this server's thread scheduling); later ones ignored it
     Each limited request (counted in "requests"), under one lock, now = time.monotonic(), arrived =
     when its handler started (before its body was read):
     1. banned (now < ban end): 418 {"code":-1003,"msg":"banned"}, Retry-After = ceil(seconds left).
-    2. paused (a 429 was sent and its pause has not passed): a request that arrived after that 429
-       was delivered (written out) ignored it: start a ban of `ban` seconds ("bans" += 1) and answer
-       418 as in 1. One that arrived before was already on the wire: 429 again, same pause
-       ("inflight_429" += 1, and "r429").
+    2. paused (a 429 was sent and its pause has not passed): a request that arrived more than
+       `grace` after that 429 was delivered (written out) ignored it: start a ban of `ban` seconds
+       ("bans" += 1) and answer 418 as in 1. One that arrived earlier was already on the wire: 429
+       again, same pause ("inflight_429" += 1, and "r429").
     3. expire old weight (sliding: log entries at least `window` old; fixed: the count of an earlier
        window); if used + weight > limit: 429 {"code":-1003,"msg":"rate limited"}; the pause lasts
        ceil(seconds until enough old entries expire for this weight to fit, or the fixed window
@@ -429,7 +434,8 @@ class Limiter:
     time.monotonic unless a test swaps it."""
 
     DEFAULTS = {"limit": 10, "window": 2.0, "ban": 5.0, "prefix": "/", "weight_param": "_w",
-                "used_header": "X-Used-Weight", "retry_after": None, "kind": "sliding"}
+                "used_header": "X-Used-Weight", "retry_after": None, "kind": "sliding",
+                "delay_429": 0, "grace": 0.05}
     GECKO_PREFIX = "/api/v2/"                    # GeckoTerminal sends no Retry-After
 
     def __init__(self, clock=time.monotonic):
@@ -462,6 +468,8 @@ class Limiter:
             number("ban", 0)
             if cfg["retry_after"] not in (None, "none", "computed"):
                 number("retry_after", 0)
+            number("delay_429", 0)
+            number("grace", 0)
             if cfg["kind"] not in ("sliding", "fixed"):
                 raise ValueError('kind must be "sliding" or "fixed"')
         for k in ("prefix", "weight_param"):
@@ -549,7 +557,7 @@ class Limiter:
             self.requests += 1
             announce = self._announce(path)
             if now < self.pause_until and now >= self.ban_until and \
-                    (self.delivered_at is None or arrived < self.delivered_at):
+                    (self.delivered_at is None or arrived < self.delivered_at + cfg["grace"]):
                 self.r429 += 1                   # on the wire before the 429 went out: same pause
                 self.inflight_429 += 1
                 headers = [] if announce == "none" else \
@@ -706,6 +714,8 @@ class Handler(BaseHTTPRequestHandler):
             status, limit_headers, payload = limited
             if status:                           # 429/418: before rules, faults and routing
                 st.sent(entry, status)
+                if status == 429 and st.limiter.cfg["delay_429"]:
+                    time.sleep(st.limiter.cfg["delay_429"])
                 self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
                 if status == 429:
                     st.limiter.delivered()

@@ -356,7 +356,7 @@ class MockTest(unittest.TestCase):
         self.assertEqual((c["requests"], c["admitted"], c["r429"], c["window"]), (2, 1, 1, 2.0))
 
     def test_limiter_ban(self):
-        self.limiter(limit=1, window=0.5, ban=1.0)
+        self.limiter(limit=1, window=0.5, ban=1.0, grace=0)   # this client reads each 429 first
         self.assertEqual(self.call("GET", "/static/hello.json")[0], 200)
         self.assertEqual(self.call("GET", "/static/hello.json")[0], 429)
         for _ in range(3):                                # ignored the 429, then keeps knocking
@@ -460,7 +460,8 @@ class MockTest(unittest.TestCase):
         # A request on the wire before the 429 went out gets a 429 (same pause), one sent after: 418.
         now = [100.0]
         lim = mock_http.Limiter(clock=lambda: now[0])
-        lim.configure({"limit": 2, "window": 10.0, "ban": 30.0, "kind": "fixed", "used_header": None})
+        lim.configure({"limit": 2, "window": 10.0, "ban": 30.0, "kind": "fixed", "used_header": None,
+                       "grace": 0.1})
         self.assertEqual([lim.check("/x", 1)[0] for _ in range(2)], [0, 0])
         now[0] = 101.0
         st, hdrs, _ = lim.check("/x", 1, arrived=101.0)   # fixed window [100, 110): 9 s to go
@@ -468,7 +469,7 @@ class MockTest(unittest.TestCase):
         st, hdrs, _ = lim.check("/x", 1, arrived=100.9)   # in flight: not delivered yet
         self.assertEqual(st, 429)
         lim.delivered()
-        st, _, _ = lim.check("/x", 1, arrived=100.95)     # arrived before the delivery: in flight
+        st, _, _ = lim.check("/x", 1, arrived=101.05)     # within the grace after the delivery
         self.assertEqual(st, 429)
         now[0] = 101.5
         self.assertEqual(lim.check("/x", 1, arrived=101.4)[0], 418)   # sent after it was delivered
@@ -487,7 +488,7 @@ class MockTest(unittest.TestCase):
         self.assertEqual((st, hdrs), (429, [("X-Used-Weight", "1")]))
         lim.delivered()
         now[0] = 121.0
-        self.assertEqual(lim.check("/api/v2/networks", 1)[0], 418, "inside the unannounced pause")
+        self.assertEqual(lim.check("/api/v2/networks", 1, arrived=121.0)[0], 418, "inside the unannounced pause")
         lim.configure({"limit": 1, "window": 60.0, "retry_after": "none", "used_header": None})
         lim.check("/echo", 1)
         self.assertEqual(lim.check("/echo", 1)[:2], (429, []))
