@@ -292,9 +292,12 @@ end)
 
 T.test("without Retry-After the pause lasts until the exceeded window has passed", function()
   reset()
-  -- GeckoTerminal style: no Retry-After; a request inside the server's penalty is a 418
-  mock("POST", "/_mock/limiter", { limit = 3, window = 2, kind = "fixed", ban = 30, retry_after = "none" })
-  crowd("nora", 1, 6)
+  -- GeckoTerminal style: no Retry-After; a request inside the server's penalty is a 418. Another
+  -- client on the same IP has used the server's window, so the budget has nothing to learn from:
+  -- only the pause stands between its retry and a ban.
+  mock("POST", "/_mock/limiter", { limit = 3, window = 2, ban = 30, retry_after = "none" })
+  for _ = 1, 3 do T.eq(T.ok(http.get(M .. "/echo")).status, 200) end
+  crowd("nora", 1, 3)
   local lim = mock("GET", "/_mock/limiter")
   T.ok(lim.r429 >= 1, "the server said 429 without Retry-After")
   T.eq(lim.r418, 0, "nothing was sent inside the server's pause")
