@@ -4,6 +4,7 @@ a small backfill not stuck behind a big one; failing runs leave collector metada
 that resolves when the script recovers."""
 import json
 import os
+import subprocess
 
 import harness
 
@@ -11,7 +12,24 @@ BUDGETS = {
     "quota": {"windows": [{"per": "1s", "limit": 100}, {"per": "1d", "limit": 5}]},
     # a 10% reserve absorbs loopback jitter under a loaded CI machine (1 s windows hold only 100 ms extra)
     "api": {"windows": [{"per": "1s", "limit": 10}], "reserve": 0.1, "ban": {"duration": 30}},
+    # declared exactly at the mock's limit: any weight two processes fail to share draws a 429
+    "pair": {"windows": [{"per": "2s", "limit": 6}], "ban": {"duration": 30}},
 }
+
+SEND = """
+    local http, task = require "rt.http", require "rt.task"
+    local fns = {}
+    for i = 1, 3 do
+      fns[i] = function()
+        for _ = 1, tonumber(os.getenv("N")) // 3 do
+          local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "pair"})
+          assert(res and res.status == 200, tostring(code or res.status) .. " " .. tostring(err))
+        end
+        return true
+      end
+    end
+    task.all(table.unpack(fns))
+    print("sent", os.getenv("N"))"""
 
 
 class Budgets(harness.Case):
@@ -65,6 +83,30 @@ class Budgets(harness.Case):
         self.assertEqual(len(self.mock.requests()), sent, "a restarted process sent nothing while banned")
         alerts = self.query("SELECT kind, subject, resolved FROM alerts WHERE kind = 'banned'")
         self.assertEqual(alerts, [("banned", "api", None)])
+
+    def test_processes_and_restarts_share_the_windows(self):
+        """Every admission counts in every process on the database: back to back (a restart a moment
+        later) and side by side, two processes never push the mock's strict window over."""
+        self.mock.call("POST", "/_mock/limiter", {"limit": 6, "window": 2, "ban": 30, "used_header": None})
+        cfg = self.config()
+        env = {"URL": self.mock.url, "N": "6"}
+        for _ in range(2):                             # the second fills a window the first just used
+            r = self.candled("eval", "--config", cfg, "-", stdin=SEND, env=env)
+            self.assertEqual((r.returncode, r.stdout.strip()), (0, "sent\t6"), r.stderr)
+        e = dict(os.environ, **env)
+        procs = [subprocess.Popen([harness.ARGS.candled, "eval", "--config", cfg, "-"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=self.dir)
+                 for _ in range(2)]
+        self.procs.extend(procs)
+        for p in procs:
+            out, err = p.communicate(SEND, timeout=60)
+            self.assertEqual((p.returncode, out.strip()), (0, "sent\t6"), err)
+        lim = self.mock.call("GET", "/_mock/limiter")
+        self.assertEqual((lim["admitted"], lim["r429"], lim["r418"]), (24, 0, 0))
+        self.assertLessEqual(lim["max_used"], 6)
+        self.assertGreaterEqual(lim["last_admit"] - lim["first_admit"], 6 * 0.99,
+                                "24 requests at 6 per 2 s take three more windows")
+        self.assertTrue(os.path.exists(self.db_path + "-budgets"), "the shared file sits by the database")
 
     def test_scripts_share_a_budget_fairly_with_no_429(self):
         self.mock.call("POST", "/_mock/limiter", {"limit": 10, "window": 1, "ban": 30})
