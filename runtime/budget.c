@@ -108,6 +108,8 @@ static void attach(rt_budget_t *b) {
     if (created) *st = w->own;
     w->st = st;
   }
+  for (int i = 0; i < b->nwin; i++)            /* learned in an earlier process: resolve it here */
+    if (b->win[i].st->eff > 0) b->alerts |= RT_ALERT_LEARNED;
   rt_budget_common_t *cs = rt_budget_shm_record(set->shm, b->name, sizeof *cs, &created);
   if (cs) {
     if (created) *cs = b->own_common;
