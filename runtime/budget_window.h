@@ -10,6 +10,9 @@
 ** attached to the database's shared file (budget_shared.h), then a record in that file, so every
 ** process on the database counts into the same slots. The state also holds the learned limit:
 ** `eff` > 0 is the limit the server showed it really applies (below the declared one).
+**
+** Times are wall-clock epoch seconds (rt_now), the one clock every process shares: a clock stepped
+** back holds admissions longer than their window, never shorter.
 */
 #ifndef RT_BUDGET_WINDOW_H
 #define RT_BUDGET_WINDOW_H
