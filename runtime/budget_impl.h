@@ -47,6 +47,7 @@ struct rt_budget_s {
   int learning;                      /* window the current incident teaches, or -1 */
   int report;                        /* 1 + the window whose learned limit is logged when the incident ends */
   const char *report_how;
+  double report_value;               /* the limit learned, as it stood when the incident ended */
   rt_breaker_state_t breaker;
   unsigned alerts;                   /* RT_ALERT_* bits of the alerts this budget has open */
   rt_budget_counters_t total, delta; /* since start / since the last metrics flush */

@@ -90,24 +90,25 @@ static int exceeded_window(rt_budget_t *b, const rt_settle_t *s, double now) {
   return best;
 }
 
-static void report_learned(rt_budget_t *b, int i, const char *how) {
+static void report_learned(rt_budget_t *b, int i, double learned, const char *how) {
   rt_window_t *w = &b->win[i];
   char msg[320];
   snprintf(msg, sizeof msg, "budget %s: the server allows less than declared in the %s window: declared %g, learned %g (%s)",
-           b->name, w->key, w->limit, rt_window_limit(w), how);
+           b->name, w->key, w->limit, learned, how);
   rt_log_printf(b->set->rt->log, RT_LOG_WARN, NULL, "%s", msg);
   rt_alert_raise(b->set->rt, "limit_learned", b->name, "warn", msg);
   b->alerts |= RT_ALERT_LEARNED;
 }
 
-/* A 429 that opened an incident: window i learns what the server accepted. */
-static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double now) {
+/* A 429 that opened an incident: window i learns what the server accepted. Clean windows count
+** from `clean_from`, the end of the pause. */
+static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double clean_from) {
   rt_window_t *w = &b->win[i];
   rt_window_state_t *st = w->st;
   int header = s->used_weight >= 0 && i == b->header_win;
   double accepted = header ? s->used_weight : st->used;   /* this request is uncharged already */
   b->learning = i;
-  if (st->eff > 0) st->eff_at = now;           /* not a clean window */
+  if (st->eff > 0 && clean_from > st->eff_at) st->eff_at = clean_from;   /* not a clean window */
   if (accepted < 1 || accepted >= rt_window_limit(w) - RT_BUDGET_EPS) return;
   if (st->eff > 0) {                            /* a probe above a learned limit failed */
     st->probe_wait = st->probe_wait < 1 ? 2 : st->probe_wait * 2;
@@ -116,9 +117,10 @@ static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double now) {
     st->probe_wait = 1;
   }
   st->eff = floor(accepted + RT_BUDGET_EPS);
-  st->eff_at = now;
+  st->eff_at = clean_from;
   st->probed = 0;
   RT_BUDGET_COUNT(b, learned, 1);
+  b->report_value = st->eff;
   b->report = i + 1;                           /* logged once the incident's in-flight 429s are in */
   b->report_how = header ? "the server's used-weight header" : "the weight it accepted in the window";
 }
@@ -129,9 +131,10 @@ static void learn_more(rt_budget_t *b, const rt_settle_t *s, double now) {
   rt_window_t *w = &b->win[b->learning];
   rt_window_state_t *st = w->st;
   if (st->eff <= 0) return;
-  st->eff_at = now;
+  if (now > st->eff_at) st->eff_at = now;
   if (s->used_weight >= 0 && b->learning == b->header_win) return;   /* the header said it all */
   if (st->eff - s->weight >= 1) st->eff -= s->weight;
+  if (b->report) b->report_value = st->eff;
 }
 
 /* ---- pause, ban, breaker -------------------------------------------------------------------- */
@@ -180,12 +183,12 @@ static int throttled(rt_budget_t *b, const rt_settle_t *s, double now) {
   }
   cs->incident_at = now;
   int i = exceeded_window(b, s, now);
-  learn(b, i, s, now);
   /* Without Retry-After, wait until the exceeded window has passed: whatever the server counted
   ** in it (a fixed or a sliding window of the same length) has then expired. */
   double pause = s->retry_after >= 0 ? s->retry_after : rt_window_hold(&b->win[i], now);
   if (s->retry_after < 0 && pause < b->backoff_base) pause = b->backoff_base;
   if (now + pause > cs->paused_until) cs->paused_until = now + pause;
+  learn(b, i, s, cs->paused_until);
   snprintf(msg, sizeof msg, "budget %s: HTTP 429, every request paused for %.1fs%s", b->name, pause,
            s->retry_after >= 0 ? " (Retry-After)" : " (until the exceeded window has passed)");
   rt_alert_raise(b->set->rt, "rate_limited", b->name, "warn", msg);
@@ -223,7 +226,7 @@ int rt_budget_settle(rt_budget_t *b, const rt_settle_t *s) {
     b->failures = 0;
     if (s->sent_at >= b->cs->incident_at) {   /* the incident is over */
       b->learning = -1;
-      if (b->report) report_learned(b, b->report - 1, b->report_how);
+      if (b->report) report_learned(b, b->report - 1, b->report_value, b->report_how);
       b->report = 0;
     }
     if (b->breaker == RT_BREAKER_HALF_OPEN && s->probe) {

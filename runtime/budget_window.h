@@ -28,7 +28,7 @@ typedef struct {
   double used;               /* weight counted now */
   double start;              /* fixed: start of the current window */
   double eff;                /* the learned limit, or 0 when the declared limit holds */
-  double eff_at;             /* when eff last changed (probing counts clean windows from here) */
+  double eff_at;             /* clean windows count from here: the last change, or the end of a pause */
   double probe_wait;         /* clean windows before the next probe: 1, doubled by a failed probe */
   double probed;             /* 1 once the limit was raised since it was last learned */
   double ring[RT_WINDOW_RING];

@@ -14,6 +14,8 @@ BUDGETS = {
     "api": {"windows": [{"per": "1s", "limit": 10}], "reserve": 0.1, "ban": {"duration": 30}},
     # declared exactly at the mock's limit: any weight two processes fail to share draws a 429
     "pair": {"windows": [{"per": "2s", "limit": 6}], "ban": {"duration": 30}},
+    # declared twice what the mock allows
+    "wide": {"windows": [{"per": "2s", "limit": 10}], "ban": {"duration": 30}},
 }
 
 SEND = """
@@ -107,6 +109,37 @@ class Budgets(harness.Case):
         self.assertGreaterEqual(lim["last_admit"] - lim["first_admit"], 6 * 0.99,
                                 "24 requests at 6 per 2 s take three more windows")
         self.assertTrue(os.path.exists(self.db_path + "-budgets"), "the shared file sits by the database")
+
+    def test_a_learned_limit_is_logged_once_shown_and_kept_by_the_next_process(self):
+        self.mock.call("POST", "/_mock/limiter", {"limit": 5, "window": 2, "ban": 30,
+                                                  "used_header": None})
+        cfg = self.config()
+        code = """
+            local budget, http = require "rt.budget", require "rt.http"
+            for _ = 1, tonumber(os.getenv("N")) do
+              local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "wide"})
+              assert(res and res.status == 200, tostring(code) .. " " .. tostring(err))
+            end
+            local w = budget.status("wide").windows[1]
+            print(w.declared, w.effective, w.learned)"""
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "N": "8"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        declared, effective, learned = r.stdout.split()
+        self.assertEqual((declared, learned), ("10", "true"))
+        self.assertIn(effective, ("5", "6"), "learned 5; a clean window may have probed one higher")
+        lines = [ln for ln in r.stderr.splitlines() if "learned" in ln and "alert=" not in ln]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("declared 10, learned 5", lines[0])
+        alert = self.query("SELECT message FROM alerts WHERE kind = 'limit_learned' AND subject = 'wide'"
+                           " AND resolved IS NULL")
+        self.assertEqual(len(alert), 1)
+        # the next process starts from the learned limit, without a request (let alone a 429)
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "N": "0"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        declared, effective, learned = r.stdout.split()
+        self.assertEqual((declared, learned), ("10", "true"))
+        self.assertLessEqual(int(effective), 7)
+        self.assertEqual(self.mock.call("GET", "/_mock/limiter")["r418"], 0)
 
     def test_scripts_share_a_budget_fairly_with_no_429(self):
         self.mock.call("POST", "/_mock/limiter", {"limit": 10, "window": 1, "ban": 30})
