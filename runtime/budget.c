@@ -68,6 +68,7 @@ void rt_budget_info(rt_budget_t *b, rt_budget_info_t *out) {
   rt_budget_probe_up(b, now);
   for (int i = 0; i < b->nwin; i++) rt_window_advance(&b->win[i], now);
   rt_budget_unlock(b->set);
+  rt_budget_learned_resolve(b);
   out->name = b->name;
   out->win = b->win;
   out->nwin = b->nwin;

@@ -77,7 +77,8 @@ void rt_budget_reject_all(rt_budget_t *b, const char *code, const char *msg);
 int rt_budget_waiting(rt_budget_t *b, rt_prio_t p);
 
 /* budget_settle.c */
-void rt_budget_probe_up(rt_budget_t *b, double now);   /* raise learned limits after clean windows */
+void rt_budget_probe_up(rt_budget_t *b, double now);   /* raise learned limits after clean windows (locked) */
+void rt_budget_learned_resolve(rt_budget_t *b);        /* resolve limit_learned once all are declared again */
 
 /* budget_persist.c */
 void rt_budget_persist_load(rt_budget_t *b);

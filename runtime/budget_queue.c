@@ -225,6 +225,7 @@ void rt_budget_pump(rt_budget_t *b) {
   if (!peek(b)) {                              /* nothing waits: wake for a ban to end */
     if (b->alerts & RT_ALERT_BANNED && b->cs->banned_until > now) arm(b, b->cs->banned_until, now);
   }
+  rt_budget_learned_resolve(b);
   b->pumping = 0;
 }
 
@@ -251,7 +252,10 @@ static int admit(rt_budget_t *b, rt_admit_t *a, int front) {
     int now_ok = fits_at(b, a->weight, now) <= now;
     if (now_ok) take(b, a, now);
     rt_budget_unlock(b->set);
-    if (now_ok) return 0;
+    if (now_ok) {
+      rt_budget_learned_resolve(b);
+      return 0;
+    }
   }
   if (!front && b->queued >= b->queue_max) {
     a->code = "QUEUE_FULL";

@@ -66,12 +66,14 @@ void rt_budget_probe_up(rt_budget_t *b, double now) {
                     b->name, w->key, w->limit);
     }
   }
-  int learned = 0;
-  for (int i = 0; i < b->nwin; i++) learned |= b->win[i].st->eff > 0;
-  if (!learned && (b->alerts & RT_ALERT_LEARNED)) {
-    b->alerts &= ~RT_ALERT_LEARNED;
-    rt_alert_resolve(b->set->rt, "limit_learned", b->name);
-  }
+}
+
+void rt_budget_learned_resolve(rt_budget_t *b) {
+  if (!(b->alerts & RT_ALERT_LEARNED)) return;
+  for (int i = 0; i < b->nwin; i++)
+    if (b->win[i].st->eff > 0) return;
+  b->alerts &= ~RT_ALERT_LEARNED;
+  rt_alert_resolve(b->set->rt, "limit_learned", b->name);
 }
 
 /* The window a 429 says was exceeded: the one the used-weight header counts, else the fullest. */
@@ -139,15 +141,28 @@ static void learn_more(rt_budget_t *b, const rt_settle_t *s, double now) {
 
 /* ---- pause, ban, breaker -------------------------------------------------------------------- */
 
-static void ban(rt_budget_t *b, double now, double secs, const char *why) {
+/* The shared state is changed under the file's lock; what writes to the store (the ban's row,
+** alerts) happens after it is released, so no process waits for the lock while this one waits
+** for SQLite's. */
+typedef struct {
+  int requeue;                       /* the request goes back to the queue */
+  int banned;                        /* a ban began: store it, raise its alert */
+  char paused[256];                  /* a pause began: the rate_limited alert's message */
+} outcome_t;
+
+static void ban(rt_budget_t *b, double now, double secs, const char *why, outcome_t *o) {
   rt_budget_common_t *cs = b->cs;
   if (now + secs > cs->banned_until) cs->banned_until = now + secs;
   snprintf(cs->ban_reason, sizeof cs->ban_reason, "%s", why);
   RT_BUDGET_COUNT(b, bans, 1);
+  o->banned = 1;
+}
+
+static void announce_ban(rt_budget_t *b) {
   rt_budget_persist_ban(b);
   char when[32], msg[320];
-  rt_budget_iso(cs->banned_until, when, sizeof when);
-  snprintf(msg, sizeof msg, "budget %s banned until %s: %s", b->name, when, why);
+  rt_budget_iso(b->cs->banned_until, when, sizeof when);
+  snprintf(msg, sizeof msg, "budget %s banned until %s: %s", b->name, when, b->cs->ban_reason);
   rt_alert_raise(b->set->rt, "banned", b->name, "error", msg);
   b->alerts |= RT_ALERT_BANNED;
 }
@@ -162,24 +177,26 @@ static void open_breaker(rt_budget_t *b, double now, const char *why) {
   b->alerts |= RT_ALERT_BREAKER;
 }
 
-/* A 429: returns 1 when the request goes back to the queue, 0 when the budget is banned. */
-static int throttled(rt_budget_t *b, const rt_settle_t *s, double now) {
+/* A 429 (under the lock). */
+static void throttled(rt_budget_t *b, const rt_settle_t *s, double now, outcome_t *o) {
   rt_budget_common_t *cs = b->cs;
   RT_BUDGET_COUNT(b, throttled, 1);
   for (int i = 0; i < b->nwin; i++) {          /* the server did not count it: neither do we */
     rt_window_advance(&b->win[i], now);
     if (s->sent_at > 0) rt_window_uncharge(&b->win[i], s->weight, s->sent_at);
   }
+  o->requeue = 1;
   if (s->sent_at > 0 && s->sent_at < cs->incident_at) {   /* on the wire before the incident began */
     learn_more(b, s, now);
     if (s->retry_after >= 0 && now + s->retry_after > cs->paused_until) cs->paused_until = now + s->retry_after;
-    return 1;
+    return;
   }
-  char msg[256];
   if (++b->consecutive_429 >= b->ban_after) {
-    snprintf(msg, sizeof msg, "%d consecutive 429 responses to requests sent after a pause", b->consecutive_429);
-    ban(b, now, s->retry_after >= 0 && s->retry_after > b->ban_default ? s->retry_after : b->ban_default, msg);
-    return 0;
+    char why[128];
+    snprintf(why, sizeof why, "%d consecutive 429 responses to requests sent after a pause", b->consecutive_429);
+    ban(b, now, s->retry_after >= 0 && s->retry_after > b->ban_default ? s->retry_after : b->ban_default, why, o);
+    o->requeue = 0;
+    return;
   }
   cs->incident_at = now;
   int i = exceeded_window(b, s, now);
@@ -189,16 +206,13 @@ static int throttled(rt_budget_t *b, const rt_settle_t *s, double now) {
   if (s->retry_after < 0 && pause < b->backoff_base) pause = b->backoff_base;
   if (now + pause > cs->paused_until) cs->paused_until = now + pause;
   learn(b, i, s, cs->paused_until);
-  snprintf(msg, sizeof msg, "budget %s: HTTP 429, every request paused for %.1fs%s", b->name, pause,
+  snprintf(o->paused, sizeof o->paused, "budget %s: HTTP 429, every request paused for %.1fs%s", b->name, pause,
            s->retry_after >= 0 ? " (Retry-After)" : " (until the exceeded window has passed)");
-  rt_alert_raise(b->set->rt, "rate_limited", b->name, "warn", msg);
-  b->alerts |= RT_ALERT_THROTTLED;
-  return 1;
 }
 
 int rt_budget_settle(rt_budget_t *b, const rt_settle_t *s) {
   double now = rt_now();
-  int requeue = 0;
+  outcome_t o = {0};
   if (s->probe) b->probe_out = 0;
   rt_budget_lock(b->set);
   if (s->used_weight >= 0 && b->header_win >= 0) {   /* the server's count wins when it is higher */
@@ -206,12 +220,21 @@ int rt_budget_settle(rt_budget_t *b, const rt_settle_t *s) {
     rt_window_advance(w, now);
     if (s->used_weight > w->st->used + RT_BUDGET_EPS) rt_window_charge(w, s->used_weight - w->st->used);
   }
-  char msg[256];
   if (s->status == 429) {
-    requeue = throttled(b, s, now);
+    throttled(b, s, now, &o);
   } else if (s->status == 418) {
     RT_BUDGET_COUNT(b, throttled, 1);
-    ban(b, now, s->retry_after >= 0 ? s->retry_after : b->ban_default, "HTTP 418 (IP banned by the server)");
+    ban(b, now, s->retry_after >= 0 ? s->retry_after : b->ban_default, "HTTP 418 (IP banned by the server)", &o);
+  }
+  rt_budget_unlock(b->set);
+  if (o.banned) announce_ban(b);
+  if (o.paused[0]) {
+    rt_alert_raise(b->set->rt, "rate_limited", b->name, "warn", o.paused);
+    b->alerts |= RT_ALERT_THROTTLED;
+  }
+  char msg[256];
+  if (s->status == 429 || s->status == 418) {
+    /* settled above */
   } else if (s->status == 0 || s->status >= 500) {
     RT_BUDGET_COUNT(b, failures, 1);
     b->failures++;
@@ -239,7 +262,6 @@ int rt_budget_settle(rt_budget_t *b, const rt_settle_t *s) {
       rt_alert_resolve(b->set->rt, "rate_limited", b->name);
     }
   }
-  rt_budget_unlock(b->set);
   rt_budget_pump(b);
-  return requeue;
+  return o.requeue;
 }
