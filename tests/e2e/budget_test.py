@@ -141,6 +141,32 @@ class Budgets(harness.Case):
         self.assertLessEqual(int(effective), 7)
         self.assertEqual(self.mock.call("GET", "/_mock/limiter")["r418"], 0)
 
+    def test_a_pause_holds_in_every_process(self):
+        """A 429 in one process pauses the budget for the others on the database too."""
+        self.mock.fault(path="/echo", status=429, retry_after=3, times=1)
+        cfg = self.config()
+        code = """
+            local http = require "rt.http"
+            local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "pair", query = {who = os.getenv("WHO")}})
+            assert(res and res.status == 200, tostring(code) .. " " .. tostring(err))
+            print("ok")"""
+        e = dict(os.environ, URL=self.mock.url, WHO="first")
+        first = subprocess.Popen([harness.ARGS.candled, "eval", "--config", cfg, "-"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=self.dir)
+        self.procs.append(first)
+        first.stdin.write(code)
+        first.stdin.close()
+        self.wait_for(lambda: self.query("SELECT 1 FROM alerts WHERE kind = 'rate_limited' AND subject = 'pair'"),
+                      what="the first process paused by its 429")
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "WHO": "second"})
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ok"), r.stderr)
+        self.assertEqual(first.wait(timeout=30), 0, first.stderr.read())
+        log = self.mock.requests("/echo")
+        self.assertEqual([(e["query"]["who"], e["status"]) for e in log][0], ("first", 429))
+        second = [e for e in log if e["query"]["who"] == "second"]
+        self.assertEqual(len(second), 1)
+        self.assertGreaterEqual(second[0]["time"] - log[0]["time"], 2.9, "the second process waited out the pause")
+
     def test_scripts_share_a_budget_fairly_with_no_429(self):
         self.mock.call("POST", "/_mock/limiter", {"limit": 10, "window": 1, "ban": 30})
         script = """
