@@ -127,9 +127,10 @@ static void learn(rt_budget_t *b, int i, const rt_settle_t *s, double clean_from
   b->report_how = header ? "the server's used-weight header" : "the weight it accepted in the window";
 }
 
-/* A 429 to a request of the same incident: it was counted as admitted, the server rejected it. */
+/* A 429 to a request of the same incident: it was counted as admitted, the server rejected it.
+** Only a limit this incident taught is lowered further. */
 static void learn_more(rt_budget_t *b, const rt_settle_t *s, double now) {
-  if (b->learning < 0) return;
+  if (b->learning < 0 || !b->report) return;
   rt_window_t *w = &b->win[b->learning];
   rt_window_state_t *st = w->st;
   if (st->eff <= 0) return;
