@@ -453,7 +453,8 @@ static int within(const char *p, const char *root) {
 /* A file directly in a flat root (and, to write, not a .lua file: code is not data). */
 static int within_flat(const char *p, const char *root, int write) {
   size_t n = strlen(root), lp = strlen(p);
-  if (!within(p, root) || p[n] == 0) return !write && p[n] == 0;
+  if (!within(p, root)) return 0;
+  if (p[n] == 0) return !write;                /* the root itself: list it, never replace it */
   if (strchr(p + n + 1, '/')) return 0;
   return !(write && lp >= 4 && strcmp(p + lp - 4, ".lua") == 0);
 }
