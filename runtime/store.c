@@ -7,6 +7,8 @@
 */
 #include "runtime/store.h"
 
+#include "runtime/store_series_int.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +30,7 @@ struct rt_store_s {
   int depth;                   /* transaction nesting: 0 none, 1 BEGIN, >1 savepoints */
   uint64_t clock;
   cache_entry_t cache[STMT_CACHE];
+  rt_store_series_t *series;   /* the series catalogue's cache and writer (store_series.c); owned */
 };
 
 /* The runtime's own tables and the core market-data tables (design.md §7). Append, never edit:
@@ -91,6 +94,22 @@ static const char *const core_steps[] = {
   "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
   "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
   "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;",
+  /* 5: the series catalogue (store_series.h). Candles and trades are rows keyed by a series id;
+  ** the views `candles` and `trades` (store_series.c) keep the columns readers use. The tables of
+  ** the layout before are renamed, and their rows moved in verified batches
+  ** (store_migrate_series.c) while the daemon runs. */
+  "CREATE TABLE series ("
+  "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+  "  UNIQUE (source, instrument, timeframe));"
+  "CREATE TABLE bars ("
+  "  series INTEGER NOT NULL, ts INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL,"
+  "  volume REAL, quote_volume REAL, trades INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID;"
+  "CREATE TABLE ticks ("
+  "  series INTEGER NOT NULL, trade_id TEXT NOT NULL, ts INTEGER NOT NULL, price REAL, amount REAL,"
+  "  volume_usd REAL, side TEXT, PRIMARY KEY (series, trade_id)) WITHOUT ROWID;"
+  "CREATE INDEX ticks_by_time ON ticks (series, ts);"
+  "ALTER TABLE candles RENAME TO candles_v4;"
+  "ALTER TABLE trades RENAME TO trades_v4;",
 };
 
 static uint32_t hash_sql(const char *s, size_t n) {
@@ -102,6 +121,7 @@ static uint32_t hash_sql(const char *s, size_t n) {
 const char *rt_store_errmsg(rt_store_t *s) { return sqlite3_errmsg(s->db); }
 sqlite3 *rt_store_db(rt_store_t *s) { return s->db; }
 const char *rt_store_path(const rt_store_t *s) { return s->path; }
+rt_store_series_t *rt_store_series_of(rt_store_t *s) { return s->series; }
 int rt_store_tx_depth(const rt_store_t *s) { return s->depth; }
 
 const char *rt_store_code_name(int rc) {
@@ -146,6 +166,7 @@ rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size
   if (rt_store_migrate(s, "core", core_steps, (int)(sizeof core_steps / sizeof *core_steps), err,
                        errlen) != SQLITE_OK)
     goto fail;
+  if (!(s->series = rt_store_series_open(s, err, errlen))) goto fail;
   /* A run still marked running was cut short by a crash or kill -9. */
   rt_store_exec(s, "UPDATE runs SET status = 'interrupted', ended = started WHERE status = 'running'");
   return s;
@@ -158,6 +179,7 @@ void rt_store_close(rt_store_t *s) {
   if (!s) return;
   if (s->db) {
     if (s->depth > 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rt_store_series_close(s->series);
     for (int i = 0; i < STMT_CACHE; i++) {
       sqlite3_finalize(s->cache[i].stmt);
       free(s->cache[i].sql);
@@ -237,6 +259,7 @@ int rt_store_rollback(rt_store_t *s) {
   if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
   else snprintf(sql, sizeof sql, "ROLLBACK TO rt_%d; RELEASE rt_%d", s->depth - 1, s->depth - 1);
   int rc = rt_store_exec(s, sql);
+  rt_store_series_forget(s->series);           /* catalogue rows made in it may be gone */
   s->depth--;                                  /* even on error: SQLite ended the transaction */
   if (s->depth == 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", 0, 0, 0);
   return rc;
