@@ -137,7 +137,10 @@ int rt_series_move(rt_store_t *s, const rt_series_spec_t *sp, const rt_store_val
   int rc = rt_store_begin(s);
   if (rc != SQLITE_OK) return rc;
   if ((rc = move_rows(s, sp, triple, lo, hi, id, moved)) != SQLITE_OK) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(rt_store_db(s)));
     rt_store_rollback(s);
+    fail_with(s, msg);                         /* the rollback cleared the connection's message */
     *moved = 0;
     return rc;
   }
@@ -256,17 +259,28 @@ int rt_store_series_migrate(rt_store_t *s, int max_rows, int64_t *moved, char *e
         rc = rt_series_resolve(s, triple, &id);
         if (rc == SQLITE_OK) rc = rt_series_move(s, sp, triple, NULL, &b.v[3], id, moved);
         if (rc == SQLITE_OK) rc = rt_store_commit(s);
-        else rt_store_rollback(s);
+        if (rc != SQLITE_OK) {
+          snprintf(err, errlen, "%s migration: %s", sp->view, sqlite3_errmsg(rt_store_db(s)));
+          rt_store_rollback(s);
+        }
       }
       batch_free(&b);
       if (rc == SQLITE_OK) return 1;
+      return -rc;
     } else {
       rc = -got;
       batch_free(&b);
     }
     snprintf(err, errlen, "%s migration: %s", sp->view, sqlite3_errmsg(rt_store_db(s)));
-    return -1;
+    return rc > 0 ? -rc : -SQLITE_ERROR;
   }
+  return 0;
+}
+
+int rt_store_series_migrating(rt_store_t *s) {
+  rt_store_series_t *ss = rt_store_series_of(s);
+  for (int i = 0; i < RT_SERIES_SPECS; i++)
+    if (ss->migrating[i]) return 1;
   return 0;
 }
 

@@ -58,9 +58,12 @@ int rt_store_series_put(rt_store_t *s, const rt_store_value_t *vals, int *result
 /// Move up to `max_rows` rows of the old layout into the catalogue tables, one verified batch
 /// (row count and checksum of the values read back equal to the old rows', in the same
 /// transaction), and drop an old table once it is empty. Returns 1 while rows remain, 0 when the
-/// migration is complete, -1 with err on failure (the batch is rolled back). `*moved` receives the
-/// rows moved. Safe to call again after a kill: every batch commits with its deletes.
+/// migration is complete, or minus the SQLite code with err on failure (the batch is rolled back;
+/// -SQLITE_BUSY: another process writes, try later). `*moved` receives the rows moved. Safe to call
+/// again after a kill: every batch commits with its deletes.
 int rt_store_series_migrate(rt_store_t *s, int max_rows, int64_t *moved, char *err, size_t errlen);
+/// 1 while an old table is left to migrate (as far as this connection knows), else 0.
+int rt_store_series_migrating(rt_store_t *s);
 /// Rows still in the old layout (0 when migrated), or -1 on error. Walks the old tables.
 int64_t rt_store_series_pending(rt_store_t *s);
 

@@ -1,0 +1,87 @@
+/*
+** runtime/migrate.c - time slices of the series-layout migration on the loop (see migrate.h).
+**
+** Each tick runs batches for up to SLICE_MS and re-arms a 0 ms timer, so the loop polls I/O and
+** runs ready tasks between slices. SQLITE_BUSY (another process writing) waits a second and tries
+** again; any other failure is logged and the migration stops until the next start (the old rows
+** stay readable through the views meanwhile).
+*/
+#include "runtime/migrate.h"
+
+#include <stdlib.h>
+
+#include "runtime/log.h"
+#include "runtime/store.h"
+#include "runtime/store_series.h"
+
+#define SLICE_MS 20
+#define LOG_EVERY_NS 10000000000ull
+
+struct rt_migrate_s {
+  rt_t *rt;
+  uv_timer_t timer;            /* timer.data = this; freed in its close callback */
+  int batch;
+  int64_t moved;
+  uint64_t started, logged;    /* uv_hrtime() at the start and at the last progress line */
+};
+
+static void on_uv_close(uv_handle_t *h) { free(h->data); }
+
+static void stop(rt_migrate_t *m) {
+  if (m->rt->migrate == m) m->rt->migrate = NULL;
+  uv_close((uv_handle_t *)&m->timer, on_uv_close);
+}
+
+static void on_uv_tick(uv_timer_t *t) {
+  rt_migrate_t *m = t->data;
+  rt_store_t *s = m->rt->store;
+  char err[512];
+  uint64_t t0 = uv_hrtime(), now = t0;
+  int r = 1;
+  while (r == 1 && now - t0 < SLICE_MS * 1000000ull) {
+    int64_t moved = 0;
+    r = rt_store_series_migrate(s, m->batch, &moved, err, sizeof err);
+    m->moved += moved;
+    now = uv_hrtime();
+  }
+  double secs = (double)(now - m->started) / 1e9;
+  if (r == 0) {
+    rt_log_printf(m->rt->log, RT_LOG_INFO, NULL, "series layout: migration done, %lld rows moved and verified "
+                  "in %.1f s", (long long)m->moved, secs);
+    stop(m);
+    return;
+  }
+  if (r < 0 && (-r & 0xff) != SQLITE_BUSY && (-r & 0xff) != SQLITE_LOCKED) {
+    rt_log_printf(m->rt->log, RT_LOG_ERROR, NULL, "series layout: %s; the migration stops here (%lld rows "
+                  "moved) and continues at the next start", err, (long long)m->moved);
+    stop(m);
+    return;
+  }
+  if (now - m->logged >= LOG_EVERY_NS) {
+    m->logged = now;
+    rt_log_printf(m->rt->log, RT_LOG_INFO, NULL, "series layout: %lld rows moved in %.0f s",
+                  (long long)m->moved, secs);
+  }
+  uv_timer_start(&m->timer, on_uv_tick, r < 0 ? 1000 : 0, 0);
+}
+
+rt_migrate_t *rt_migrate_start(rt_t *rt, int batch) {
+  if (!rt->store || !rt_store_series_migrating(rt->store)) return NULL;
+  rt_migrate_t *m = calloc(1, sizeof *m);
+  if (!m) return NULL;
+  m->rt = rt;
+  m->batch = batch > 0 ? batch : 2000;
+  m->started = m->logged = uv_hrtime();
+  uv_timer_init(&rt->loop, &m->timer);
+  m->timer.data = m;
+  uv_unref((uv_handle_t *)&m->timer);
+  uv_timer_start(&m->timer, on_uv_tick, 0, 0);
+  rt_log_printf(rt->log, RT_LOG_INFO, NULL, "series layout: moving the rows of candles_v4/trades_v4 in "
+                "batches of %d (the views show every row meanwhile)", m->batch);
+  rt->migrate = m;
+  return m;
+}
+
+void rt_migrate_stop(rt_migrate_t *m) {
+  if (m) stop(m);
+}
