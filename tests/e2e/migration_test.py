@@ -30,13 +30,29 @@ CREATE TABLE trades_v4_ (
   source TEXT NOT NULL, instrument TEXT NOT NULL, trade_id TEXT NOT NULL, ts INTEGER NOT NULL,
   price REAL, amount REAL, volume_usd REAL, side TEXT,
   PRIMARY KEY (source, instrument, trade_id));
+CREATE TABLE backfill_v4_ (
+  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+  target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0,
+  first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,
+  gaps_checked INTEGER, updated REAL,
+  PRIMARY KEY (source, instrument, timeframe));
+CREATE TABLE empty_intervals_v4_ (
+  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+  start INTEGER NOT NULL, stop INTEGER NOT NULL,
+  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;
 INSERT INTO candles_v4_ SELECT * FROM candles;
 INSERT INTO trades_v4_ SELECT * FROM trades;
-DROP VIEW candles; DROP VIEW trades; DROP TABLE bars; DROP TABLE ticks; DROP TABLE series;
+INSERT INTO backfill_v4_ SELECT * FROM backfill;
+INSERT INTO empty_intervals_v4_ SELECT * FROM empty_intervals;
+DROP VIEW candles; DROP VIEW trades; DROP VIEW backfill; DROP VIEW empty_intervals;
+DROP TABLE bars; DROP TABLE ticks; DROP TABLE series_backfill; DROP TABLE series_empty; DROP TABLE series;
 ALTER TABLE candles_v4_ RENAME TO candles;
 ALTER TABLE trades_v4_ RENAME TO trades;
+ALTER TABLE backfill_v4_ RENAME TO backfill;
+ALTER TABLE empty_intervals_v4_ RENAME TO empty_intervals;
 CREATE INDEX trades_by_time ON trades (source, instrument, ts);
-DELETE FROM migrations WHERE name = 'core' AND version = 5;
+DELETE FROM migrations WHERE name = 'core' AND version >= 5;
+VACUUM;
 """
 
 
@@ -80,7 +96,7 @@ class Migration(harness.Case):
         """Rows left in the old tables when some moved and some not, "done" when none are left,
         None before the migration started (or while a table is being dropped)."""
         try:
-            if self.query("SELECT count(*) FROM migrations WHERE name = 'core' AND version = 5")[0][0] == 0:
+            if self.query("SELECT count(*) FROM migrations WHERE name = 'core' AND version = 6")[0][0] == 0:
                 return None
             if self.query("SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')")[0][0] == 0:
                 return "done"
@@ -100,6 +116,8 @@ class Migration(harness.Case):
         con.executescript(V4)
         con.close()
         self.assertEqual(self.snapshot(), want, "the old layout holds the same rows")
+        self.assertEqual(self.query("SELECT type FROM sqlite_master WHERE name IN ('candles', 'backfill')"),
+                         [("table",), ("table",)])
         pristine = self.db_path + ".v4"
         shutil.copy(self.db_path, pristine)
 
@@ -137,8 +155,9 @@ class Migration(harness.Case):
         self.assertEqual(self.snapshot(), want, "after the migration: the same rows and values")
         self.assertEqual(self.query("SELECT count(*) FROM sqlite_master WHERE sql LIKE '%candles_v4%' OR sql LIKE '%trades_v4%'"),
                          [(0,)])
-        # one catalogue row per candle series and trade stream
+        # one catalogue row per candle series and trade stream (the cursors' series have candles)
         series = len({r[:3] for r in want[CANDLES]}) + len({r[:2] for r in want[TRADES]})
+        self.assertTrue({r[:3] for r in want[BOOKKEEPING[0]]} <= {r[:3] for r in want[CANDLES]})
         self.assertEqual(self.query("SELECT count(*) FROM series"), [(series,)])
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
 

@@ -183,6 +183,34 @@ T.test("writes through the views: INSERT, UPDATE, DELETE change what the tables 
   T.eq(db.first("SELECT count(*) AS n FROM candles WHERE source = 'sql'").n, 2)
 end)
 
+T.test("bookkeeping: lib/series.lua writes the catalogue's tables; the views show the columns as before", function()
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local series = dofile(here .. "/../../scripts/lib/series.lua")
+  local c = series.want("geckoterminal", "solana_fresh", "1m", 1000)
+  T.eq(c.target, 1000)
+  c.before, c.pages, c.rows = 5000, 2, 1000
+  series.save_cursor("geckoterminal", "solana_fresh", "1m", c)
+  T.eq(series.record_empties("geckoterminal", "solana_fresh", "1m", 60, { 1200, 1500, 1560, 1800 }, nil, nil, 10000), 7)
+  T.eq(series.record_empties("geckoterminal", "solana_fresh", "1m", 60, { 1500, 1800 }, nil, nil, 10000), 4)
+  series.set_gaps_checked("geckoterminal", "solana_fresh", "1m", nil, 1700)
+  series.recheck_gaps("geckoterminal", "solana_fresh", "1m", 1300)
+  T.eq(db.query("SELECT * FROM backfill WHERE instrument = 'solana_fresh'"),
+       { { source = "geckoterminal", instrument = "solana_fresh", timeframe = "1m", target = 1000, before = 5000,
+           complete = 0, pages = 2, rows = 1000, gaps_checked = 1300, updated = db.first("SELECT updated FROM series_backfill").updated } })
+  T.eq(db.query("SELECT start, stop FROM empty_intervals WHERE instrument = 'solana_fresh' ORDER BY start"),
+       { { start = 1260, stop = 1440 }, { start = 1560, stop = 1740 }, { start = 1620, stop = 1740 } })
+  T.eq(db.first("SELECT count(*) AS n FROM series_empty e JOIN series s ON s.id = e.series WHERE s.instrument = 'solana_fresh'").n, 3)
+  -- SQL writes through the views, as a user might make them
+  T.eq(db.exec("INSERT INTO backfill (source, instrument, timeframe, target) VALUES ('x', 'y', '1h', 7)"), 0)
+  db.exec("UPDATE backfill SET complete = 1 WHERE instrument = 'y'")
+  db.exec("INSERT INTO empty_intervals VALUES ('x', 'y', '1h', 3600, 7200), ('x', 'y', '1h', 10800, 10800)")
+  db.exec("DELETE FROM empty_intervals WHERE instrument = 'y' AND start = 3600")
+  T.eq(db.query("SELECT target, complete, pages FROM backfill WHERE instrument = 'y'"), { { target = 7, complete = 1, pages = 0 } })
+  T.eq(db.query("SELECT start, stop FROM empty_intervals WHERE instrument = 'y'"), { { start = 10800, stop = 10800 } })
+  db.exec("DELETE FROM backfill WHERE instrument = 'y'")
+  T.eq(db.query("SELECT * FROM backfill WHERE instrument = 'y'"), {})
+end)
+
 T.test("the reader's range query uses the keys: catalogue index, then the bars' primary key", function()
   local plan = {}
   for _, r in ipairs(db.query([[EXPLAIN QUERY PLAN SELECT * FROM candles WHERE source = ? AND instrument = ?

@@ -234,8 +234,25 @@ static void make_v4(const char *path, int bars_per_series) {
   sqlite3 *db;
   sqlite3_open(path, &db);
   int rc = sqlite3_exec(db,
-    "DROP VIEW candles; DROP VIEW trades; DROP TABLE bars; DROP TABLE ticks; DROP TABLE series;"
-    "DELETE FROM migrations WHERE name = 'core' AND version = 5;"
+    "DROP VIEW candles; DROP VIEW trades; DROP VIEW backfill; DROP VIEW empty_intervals;"
+    "DROP TABLE bars; DROP TABLE ticks; DROP TABLE series_backfill; DROP TABLE series_empty; DROP TABLE series;"
+    "DELETE FROM migrations WHERE name = 'core' AND version >= 5;"
+    "CREATE TABLE backfill ("
+    "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+    "  target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0,"
+    "  first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,"
+    "  gaps_checked INTEGER, updated REAL,"
+    "  PRIMARY KEY (source, instrument, timeframe));"
+    "CREATE TABLE empty_intervals ("
+    "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+    "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
+    "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;"
+    "INSERT INTO backfill VALUES ('geckoterminal', 'solana_7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm', '1m',"
+    "  1699990000, 1700000000, 0, NULL, 3, 2500, 1700001000, 1700002000.5),"
+    "  ('geckoterminal', 'solana_nocandles', '5m', 1, NULL, 1, 5, 0, 0, NULL, NULL);"
+    "INSERT INTO empty_intervals VALUES ('geckoterminal', 'solana_7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm', '1m', 60, 120),"
+    "  ('geckoterminal', 'solana_7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm', '1m', 600, 600),"
+    "  ('x', 'y', '1h', 3600, 7200);"
     "CREATE TABLE candles ("
     "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,"
     "  open REAL, high REAL, low REAL, close REAL, volume REAL,"
@@ -300,6 +317,8 @@ static void make_v4(const char *path, int bars_per_series) {
 
 static const char CANDLES[] = "SELECT * FROM candles ORDER BY source, instrument, timeframe, ts";
 static const char TRADES[] = "SELECT * FROM trades ORDER BY source, instrument, trade_id";
+static const char BOOKKEEPING[] = "SELECT b.*, e.* FROM backfill b FULL JOIN empty_intervals e USING (source, instrument, timeframe) "
+                                  "ORDER BY source, instrument, timeframe, e.start";
 
 /* Run batches until done (or `max` batches). Returns the last result. */
 static int migrate(rt_store_t *s, int batch, int max, int64_t *total) {
@@ -320,7 +339,9 @@ static void test_migrate_old_database(void) {
   sqlite3 *raw;
   sqlite3_open(path, &raw);
   size_t cl, tl, l;
+  size_t kl;
   char *cand = snapshot(raw, CANDLES, &cl), *trad = snapshot(raw, TRADES, &tl), *now;
+  char *keep = snapshot(raw, BOOKKEEPING, &kl);
   long long ncand = query_int(raw, "SELECT count(*) FROM candles"), ntrad = query_int(raw, "SELECT count(*) FROM trades");
   sqlite3_close(raw);
   CHECK_EQ_INT(ncand, 200);
@@ -329,8 +350,14 @@ static void test_migrate_old_database(void) {
   rt_store_t *s = open_ok(path);
   if (!s) return;
   sqlite3 *db = rt_store_db(s);
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 5);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 6);
   CHECK(rt_store_series_migrating(s));
+  now = snapshot(db, BOOKKEEPING, &l);         /* cursors and empty ranges: moved at once, the same */
+  CHECK(same_snapshot(now, l, keep, kl));
+  free(now);
+  free(keep);
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_backfill"), 2);
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_empty"), 3);
   CHECK_EQ_INT(rt_store_series_pending(s), 280);
   /* before any batch, the views show every old row */
   now = snapshot(db, CANDLES, &l);
@@ -410,7 +437,8 @@ static void test_migrate_old_database(void) {
   now = snapshot(db, TRADES, &l);
   CHECK(same_snapshot(now, l, trad, tl));
   free(now);
-  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series"), 5 + 2 + 1);   /* zz stays catalogued */
+  /* the candle series, the trade streams, zz (stays catalogued), and the bookkeeping's two without candles */
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series"), 5 + 2 + 1 + 2);
   CHECK_EQ_INT(rt_store_series_pending(s), 0);
   rt_store_close(s);
   s = open_ok(path);                           /* a later start has nothing to do */
