@@ -230,6 +230,34 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
   luaL_pushresult(&b);                         /* [insert update] ("" when there is nothing to update) */
 }
 
+/* Push cell i (1-based) of a row, by position or by name; raises, after rolling back the batch, for
+** a value SQLite cannot store. Returns 1 when the cell is not nil. */
+static int push_cell(lua_State *L, rt_store_t *s, int row, int positional, int i, const char *name,
+                     const char *table, lua_Integer r) {
+  int t = positional ? lua_rawgeti(L, row, i) : lua_getfield(L, row, name);
+  if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, name, lua_typename(L, t));
+  }
+  return t != LUA_TNIL;
+}
+
+/* A row keyed by name with a field outside the column list would lose it: raise, after rolling back. */
+static void check_fields(lua_State *L, rt_store_t *s, int row, int present, const char *table, lua_Integer r,
+                         int ncol) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, row)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  if (n != present) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)", table, (int)r,
+               ncol);
+  }
+}
+
 /* The Lua value at idx as a store value (strings stay on the Lua stack while the store uses them). */
 static void to_store_value(lua_State *L, int idx, rt_store_value_t *v) {
   switch (lua_type(L, idx)) {
@@ -276,29 +304,11 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     lua_pop(L, 1);
     int present = 0;
     for (int i = 0; i < ncol; i++) {
-      int t = positional ? lua_rawgeti(L, row, i + 1) : lua_getfield(L, row, names[i]);
-      if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, names[i],
-                   lua_typename(L, t));
-      }
-      present += (t != LUA_TNIL);
-      if (t == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);  /* TEXT column */
-      to_store_value(L, -1, &vals[i]);
+      present += push_cell(L, s, row, positional, i + 1, names[i], table, r);
+      if (lua_type(L, -1) == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);
+      to_store_value(L, -1, &vals[i]);         /* the value stays on the stack until the put */
     }
-    if (!positional) {                         /* a key outside the column list would be lost data */
-      int nkeys_row = 0;
-      lua_pushnil(L);
-      while (lua_next(L, row)) {
-        nkeys_row++;
-        lua_pop(L, 1);
-      }
-      if (nkeys_row != present) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)",
-                   table, (int)r, ncol);
-      }
-    }
+    if (!positional) check_fields(L, s, row, present, table, r, ncol);
     int result;
     rc = rt_store_series_put(s, vals, &result);
     lua_settop(L, row - 1);                    /* the values and the row */
@@ -399,29 +409,11 @@ static int rtl_db_upsert(lua_State *L) {
     lua_pop(L, 1);
     int present = 0;
     for (int i = 1; i <= ncol; i++) {
-      int t = positional ? lua_rawgeti(L, row, i) : lua_getfield(L, row, names[i]);
-      if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, names[i],
-                   lua_typename(L, t));
-      }
-      present += (t != LUA_TNIL);
+      present += push_cell(L, s, row, positional, i, names[i], table, r);
       bind_value(L, ins, i, -1, "db.upsert");
       lua_pop(L, 1);
     }
-    if (!positional) {                         /* a key outside the column list would be lost data */
-      int nkeys_row = 0;
-      lua_pushnil(L);
-      while (lua_next(L, row)) {
-        nkeys_row++;
-        lua_pop(L, 1);
-      }
-      if (nkeys_row != present) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)",
-                   table, (int)r, ncol);
-      }
-    }
+    if (!positional) check_fields(L, s, row, present, table, r, ncol);
     rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) goto failed;

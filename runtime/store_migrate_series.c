@@ -31,15 +31,6 @@ static void add_values(rt_series_sql_t *b, const rt_series_spec_t *sp, int fresh
   for (int i = 0; i < sp->ncols; i++) rt_series_sql_add(b, ", %s%s", fresh ? "b." : "", sp->cols[i]);
 }
 
-static void bind_v(sqlite3_stmt *st, int i, const rt_store_value_t *v) {
-  switch (v->type) {
-  case SQLITE_INTEGER: sqlite3_bind_int64(st, i, v->i); break;
-  case SQLITE_FLOAT: sqlite3_bind_double(st, i, v->d); break;
-  case SQLITE_TEXT: sqlite3_bind_text(st, i, v->s, (int)v->n, SQLITE_STATIC); break;
-  default: sqlite3_bind_null(st, i);
-  }
-}
-
 /* Prepare b's text (cached) and bind the range parameters. */
 static int prepare_range(rt_store_t *s, const rt_series_sql_t *b, const rt_store_value_t *triple[3],
                          const rt_store_value_t *lo, const rt_store_value_t *hi, int64_t id, sqlite3_stmt **st) {
@@ -47,9 +38,9 @@ static int prepare_range(rt_store_t *s, const rt_series_sql_t *b, const rt_store
   int rc = rt_store_prepare(s, b->text, b->len, st, NULL);
   if (rc != SQLITE_OK) return rc;
   int n = sqlite3_bind_parameter_count(*st);
-  for (int i = 0; i < 3 && i < n; i++) bind_v(*st, i + 1, triple[i]);
-  if (lo && n >= 4) bind_v(*st, 4, lo);
-  if (n >= 5) bind_v(*st, 5, hi);
+  for (int i = 0; i < 3 && i < n; i++) rt_series_bind(*st, i + 1, triple[i]);
+  if (lo && n >= 4) rt_series_bind(*st, 4, lo);
+  if (n >= 5) rt_series_bind(*st, 5, hi);
   if (n >= 6) sqlite3_bind_int64(*st, 6, id);
   return SQLITE_OK;
 }
@@ -225,7 +216,7 @@ static int next_batch(rt_store_t *s, const rt_series_spec_t *sp, int max_rows, b
                         " ORDER BY %s LIMIT ?4)", sp->key, sp->old, sp->timeframe ? "" : " AND timeframe = ?3",
                     sp->key);
   if ((rc = rt_store_prepare(s, q.text, q.len, &st, NULL)) != SQLITE_OK) return -rc;
-  for (int i = 0; i < 3; i++) bind_v(st, i + 1, &b->v[i]);
+  for (int i = 0; i < 3; i++) rt_series_bind(st, i + 1, &b->v[i]);
   sqlite3_bind_int(st, 4, max_rows);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) rc = copy_value(b, 3, st, 0) == SQLITE_OK ? SQLITE_ROW : SQLITE_NOMEM;

@@ -329,7 +329,7 @@ static int make_key(rt_store_series_t *ss, const rt_store_value_t *v[3]) {
   return SQLITE_OK;
 }
 
-static void bind_v(sqlite3_stmt *st, int i, const rt_store_value_t *v) {
+void rt_series_bind(sqlite3_stmt *st, int i, const rt_store_value_t *v) {
   switch (v->type) {
   case SQLITE_INTEGER: sqlite3_bind_int64(st, i, v->i); break;
   case SQLITE_FLOAT: sqlite3_bind_double(st, i, v->d); break;
@@ -360,13 +360,13 @@ int rt_series_resolve(rt_store_t *s, const rt_store_value_t *v[3], int64_t *id) 
   static const char sel[] = "SELECT id FROM series WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3";
   static const char ins[] = "INSERT INTO series (source, instrument, timeframe) VALUES (?1, ?2, ?3)";
   if ((rc = rt_store_prepare(s, sel, sizeof sel - 1, &st, NULL)) != SQLITE_OK) return rc;
-  for (int i = 0; i < 3; i++) bind_v(st, i + 1, v[i]);
+  for (int i = 0; i < 3; i++) rt_series_bind(st, i + 1, v[i]);
   rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
   sqlite3_reset(st);
   if (rc == SQLITE_DONE) {
     if ((rc = rt_store_prepare(s, ins, sizeof ins - 1, &st, NULL)) != SQLITE_OK) return rc;
-    for (int i = 0; i < 3; i++) bind_v(st, i + 1, v[i]);
+    for (int i = 0; i < 3; i++) rt_series_bind(st, i + 1, v[i]);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return rc;
@@ -536,7 +536,7 @@ int rt_store_series_put(rt_store_t *s, const rt_store_value_t *vals, int *result
   }
   sqlite3_bind_int64(ss->ins, 1, id);
   for (int i = 0; i < ss->ncol; i++)
-    if (ss->role[i] > 0) bind_v(ss->ins, ss->role[i], &vals[i]);
+    if (ss->role[i] > 0) rt_series_bind(ss->ins, ss->role[i], &vals[i]);
   rc = sqlite3_step(ss->ins);
   sqlite3_reset(ss->ins);
   if (rc != SQLITE_DONE) return rc;
@@ -546,7 +546,7 @@ int rt_store_series_put(rt_store_t *s, const rt_store_value_t *vals, int *result
   } else if (ss->upd) {
     sqlite3_bind_int64(ss->upd, 1, id);
     for (int i = 0; i < ss->ncol; i++)
-      if (ss->role[i] > 0) bind_v(ss->upd, ss->role[i], &vals[i]);
+      if (ss->role[i] > 0) rt_series_bind(ss->upd, ss->role[i], &vals[i]);
     rc = sqlite3_step(ss->upd);
     sqlite3_reset(ss->upd);
     if (rc != SQLITE_DONE) return rc;

@@ -54,6 +54,8 @@ int rt_series_sql_ok(const rt_series_sql_t *b);
 /* The store's series state (store.c). */
 rt_store_series_t *rt_store_series_of(rt_store_t *s);
 
+/* Bind a store value (text SQLITE_STATIC: it must outlive the step). */
+void rt_series_bind(sqlite3_stmt *st, int i, const rt_store_value_t *v);
 /* 1/0 whether table `name` exists, -1 on error. */
 int rt_series_table_exists(rt_store_t *s, const char *name);
 /* The id of a (source, instrument, timeframe), created when new. */

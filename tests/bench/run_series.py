@@ -3,13 +3,16 @@
 catalogue, with the same scripts and the same data, in one run.
 
 usage: run_series.py --candled BUILD/candled --old-candled OLD_BUILD/candled [--pages 60] [--repeat 5]
+                     [--ceiling BUILD/tests/bench/sqlite_ceiling --old-ceiling OLD_BUILD/tests/bench/sqlite_ceiling]
 
 --old-candled is a build of the commit before the series layout, e.g.
     git worktree add /tmp/candled-old 323917e && cmake -S /tmp/candled-old -B /tmp/candled-old/build \
         -DCMAKE_BUILD_TYPE=Release && cmake --build /tmp/candled-old/build --target candled
 Each repeat runs tests/bench/series.lua with both binaries (alternating which goes first), each on
 a fresh database: the Binance klines part (end to end from the mock) and the GeckoTerminal-shaped
-part (upserts, bytes, a 100,000-bar range query). Prints the medians and the per-repeat ratios.
+part (upserts, bytes, a 100,000-bar range query). With the ceilings: plain SQLite inserts of the
+same number of kline rows into each layout's table, and through the new `candles` view (its INSTEAD
+OF trigger), in the same repeats. Prints the medians and the per-repeat ratios.
 """
 import argparse
 import os
@@ -37,6 +40,8 @@ def main():
     ap.add_argument("--old-candled", required=True)
     ap.add_argument("--pages", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--ceiling")
+    ap.add_argument("--old-ceiling")
     a = ap.parse_args()
     new, old = os.path.abspath(a.candled), os.path.abspath(a.old_candled)
     rows = a.pages * 1000
@@ -62,6 +67,12 @@ def main():
                     out = run(binary, part, env)
                     assert out["layout"] == ("series" if name == "new" else "text"), (name, out)
                     res[(name, part)].append(out)
+            if a.ceiling and a.old_ceiling:
+                for name, args in (("old", [a.old_ceiling]), ("new", [a.ceiling]), ("view", [a.ceiling, "view"])):
+                    with tempfile.TemporaryDirectory() as tmp:
+                        out = subprocess.check_output([os.path.abspath(args[0]), os.path.join(tmp, "c.db"), str(rows)]
+                                                      + args[1:], text=True).split()
+                    res.setdefault((name, "sql"), []).append({"ingest": float(out[2])})
 
         def med(name, part, key):
             return statistics.median(x[key] for x in res[(name, part)])
@@ -81,6 +92,15 @@ def main():
             rs = ratios(part, key)
             print("%-44s %12.1f %12.1f %8.2f  %s" % (label, med("old", part, key), med("new", part, key),
                                                      statistics.median(rs), " ".join("%.2f" % x for x in rs)))
+        if ("view", "sql") in res:
+            rs = ratios("sql", "ingest")
+            print("%-44s %12.0f %12.0f %8.2f  %s" % ("rows/s plain SQLite INSERT into the table", med("old", "sql", "ingest"),
+                                                     med("new", "sql", "ingest"), statistics.median(rs),
+                                                     " ".join("%.2f" % x for x in rs)))
+            vs = [v["ingest"] / o["ingest"] for v, o in zip(res[("view", "sql")], res[("old", "sql")])]
+            print("%-44s %12.0f %12.0f %8.2f  %s" % ("rows/s plain INSERT through the candles view", med("old", "sql", "ingest"),
+                                                     med("view", "sql", "ingest"), statistics.median(vs),
+                                                     " ".join("%.2f" % x for x in vs)))
     finally:
         mock.stdin.close()
         mock.wait(timeout=10)
