@@ -267,7 +267,7 @@ static void to_store_value(lua_State *L, int idx, rt_store_value_t *v) {
     else *v = (rt_store_value_t){SQLITE_FLOAT, 0, lua_tonumber(L, idx), NULL, 0};
     break;
   case LUA_TSTRING: v->type = SQLITE_TEXT; v->s = lua_tolstring(L, idx, &v->n); break;
-  default: v->type = SQLITE_NULL;
+  default: *v = (rt_store_value_t){SQLITE_NULL, 0, 0, NULL, 0};
   }
 }
 

@@ -265,6 +265,7 @@ static void cache_clear(rt_store_series_t *ss) {
   }
   ss->used = 0;
   ss->have_last = 0;
+  ss->row_valid = 0;
 }
 
 void rt_store_series_forget(rt_store_series_t *ss) {
@@ -473,6 +474,7 @@ int rt_store_series_begin(rt_store_t *s, const char *table, const char *const *c
   }
   ss->spec = sp;
   ss->ncol = ncol;
+  ss->row_valid = 0;
   ss->col_tf = -1;
   rt_series_sql_t ins, upd;
   ins.len = upd.len = 0;
@@ -521,8 +523,17 @@ int rt_store_series_put(rt_store_t *s, const rt_store_value_t *vals, int *result
   const rt_store_value_t *triple[3] = {&vals[ss->col_source], &vals[ss->col_instrument],
                                        sp->timeframe ? &tf : &vals[ss->col_tf]};
   int64_t id;
-  int rc = rt_series_resolve(s, triple, &id);
-  if (rc != SQLITE_OK) return rc;
+  int rc = SQLITE_OK, same = ss->row_valid;
+  for (int i = 0; i < 3 && same; i++)
+    same = triple[i]->type == SQLITE_TEXT && triple[i]->s == ss->row_s[i] && triple[i]->n == ss->row_n[i];
+  if (same) {
+    id = ss->row_id;
+  } else {
+    if ((rc = rt_series_resolve(s, triple, &id)) != SQLITE_OK) return rc;
+    for (int i = 0; i < 3; i++) ss->row_s[i] = triple[i]->s, ss->row_n[i] = triple[i]->n;
+    ss->row_id = id;
+    ss->row_valid = 1;                         /* resolved: all three are text */
+  }
   int which = (int)(sp - rt_series_specs);
   if (ss->migrating[which]) {                  /* the old row of this key moves first */
     int64_t moved;

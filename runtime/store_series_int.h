@@ -41,6 +41,12 @@ struct rt_store_series_s {
   int ncol, col_source, col_instrument, col_tf, col_key;
   signed char role[RT_SERIES_MAX_COLS];   /* -1 source, -2 instrument, -3 timeframe, else the parameter */
   sqlite3_stmt *ins, *upd;     /* owned by the store's statement cache */
+  /* the triple of the last row put in this upsert: the caller's strings live until it ends, so
+  ** the same pointers are the same series (reset by each begin and every rollback) */
+  const char *row_s[3];
+  size_t row_n[3];
+  int64_t row_id;
+  int row_valid;
 };
 
 /* A bounded SQL text builder: ok() is false when the text did not fit. */
