@@ -118,8 +118,12 @@ static const char *const core_steps[] = {
   "  series INTEGER NOT NULL, trade_id TEXT NOT NULL, ts INTEGER NOT NULL, price REAL, amount REAL,"
   "  volume_usd REAL, side TEXT, PRIMARY KEY (series, trade_id)) WITHOUT ROWID;"
   "CREATE INDEX ticks_by_time ON ticks (series, ts);"
+  /* legacy_alter_table: a user's own view or trigger naming candles keeps naming candles (the
+  ** view over the catalogue), instead of being rewritten to the table that goes away */
+  "PRAGMA legacy_alter_table = ON;"
   "ALTER TABLE candles RENAME TO candles_v4;"
-  "ALTER TABLE trades RENAME TO trades_v4;",
+  "ALTER TABLE trades RENAME TO trades_v4;"
+  "PRAGMA legacy_alter_table = OFF;",
   /* 6: the series bookkeeping keyed by series id. `backfill` and `empty_intervals` become views
   ** with the columns of step 4 (INSTEAD OF triggers take writes); their rows are copied here (one
   ** per series and known-empty range: small next to the candles). */

@@ -253,6 +253,7 @@ static void make_v4(const char *path, int bars_per_series) {
     "INSERT INTO empty_intervals VALUES ('geckoterminal', 'solana_7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm', '1m', 60, 120),"
     "  ('geckoterminal', 'solana_7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm', '1m', 600, 600),"
     "  ('x', 'y', '1h', 3600, 7200);"
+    "CREATE VIEW my_btc AS SELECT ts, close FROM candles WHERE instrument = 'BTCUSDT';"   /* a user's own */
     "CREATE TABLE candles ("
     "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,"
     "  open REAL, high REAL, low REAL, close REAL, volume REAL,"
@@ -356,6 +357,7 @@ static void test_migrate_old_database(void) {
   CHECK(same_snapshot(now, l, keep, kl));
   free(now);
   free(keep);
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM my_btc"), 40);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_backfill"), 2);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_empty"), 3);
   CHECK_EQ_INT(rt_store_series_pending(s), 280);
@@ -440,6 +442,7 @@ static void test_migrate_old_database(void) {
   /* the candle series, the trade streams, zz (stays catalogued), and the bookkeeping's two without candles */
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series"), 5 + 2 + 1 + 2);
   CHECK_EQ_INT(rt_store_series_pending(s), 0);
+  CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM my_btc"), 40);
   rt_store_close(s);
   s = open_ok(path);                           /* a later start has nothing to do */
   if (s) CHECK(!rt_store_series_migrating(s));
