@@ -3,7 +3,7 @@
 -- and the scripts). Prints one line of `key=value` figures.
 --
 --   BENCH_PART=klines  the real scripts/binance/klines.lua collects BENCHUSDT 1m from the mock:
---                      candles/s end to end, then bytes per candle
+--                      candles/s end to end (and candled's CPU per candle), then bytes per candle
 --   BENCH_PART=gecko   GeckoTerminal-shaped candles (91 pools x 7 timeframes x 500 bars, pool ids of
 --                      51 characters, nine columns) stored the way lib/geckoterminal.lua does
 --                      (db.upsert of 1,000 positional rows), plus one pool's 1m series of 100,000
@@ -30,11 +30,11 @@ if part == "klines" then
   local ctx = { name = "bench", state = {},
                 config = { base_url = os.getenv("MOCK_URL"), symbols = { "BENCHUSDT" }, intervals = { "1m" },
                            start = os.getenv("BENCH_START") } }
-  local t0 = time.monotonic()
+  local t0, c0 = time.monotonic(), os.clock()
   assert(klines.run(ctx))
-  local secs = time.monotonic() - t0
+  local secs, cpu = time.monotonic() - t0, os.clock() - c0
   local n = count()
-  out.rows, out.ingest = n, n / secs
+  out.rows, out.ingest, out.cpu_us = n, n / secs, cpu / n * 1e6
   out.bytes = candle_bytes() / n
 else
   local KEYS = { "source", "instrument", "timeframe", "ts" }
@@ -55,11 +55,11 @@ else
     x = (x * 1103515245 + 12345) % 2147483648
     return x / 2147483648 * 1e-3
   end
-  local stored, secs = 0, 0
+  local stored, secs, cpu = 0, 0, 0
   local function store(rows)
-    local t0 = time.monotonic()
+    local t0, c0 = time.monotonic(), os.clock()
     local ins = assert(db.upsert("candles", rows, { keys = KEYS, columns = COLS }))
-    secs = secs + time.monotonic() - t0
+    secs, cpu = secs + time.monotonic() - t0, cpu + os.clock() - c0
     stored = stored + ins
   end
   local start = 1700000000 - 1700000000 % 86400
@@ -86,7 +86,7 @@ else
     store(rows)
   end
   assert(stored == 91 * 7 * 500 + 100000 and count() == stored, "stored " .. stored)
-  out.rows, out.ingest = stored, stored / secs
+  out.rows, out.ingest, out.cpu_us = stored, stored / secs, cpu / stored * 1e6
   out.bytes = candle_bytes() / stored
   -- one series' range: 100,000 bars into Lua rows, and the same range summed inside SQLite
   local RANGE = [[SELECT * FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?
