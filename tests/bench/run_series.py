@@ -89,8 +89,8 @@ def main():
                                  ("klines", "cpu_us", "candled CPU us/candle, Binance klines"),
                                  ("gecko", "ingest", "candles/s db.upsert, GeckoTerminal shape"),
                                  ("gecko", "cpu_us", "CPU us/candle db.upsert, GeckoTerminal"),
-                                 ("gecko", "query_ms", "ms: 100k-bar range into Lua rows"),
-                                 ("gecko", "sum_ms", "ms: 100k-bar range summed in SQLite")]:
+                                 ("gecko", "query_ms", "CPU ms: 100k-bar range into Lua rows"),
+                                 ("gecko", "sum_ms", "CPU ms: 100k-bar range summed in SQLite")]:
             rs = ratios(part, key)
             print("%-44s %12.2f %12.2f %8.2f  %s" % (label, med("old", part, key), med("new", part, key),
                                                      statistics.median(rs), " ".join("%.2f" % x for x in rs)))
