@@ -15,6 +15,60 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ---- rt_checksum(v1, v2, ...): an order-independent checksum of rows -------------------------- */
+
+/* The sum (mod 2^64) of a 64-bit hash of each row's values, type included, REALs by their bits:
+** two sets of rows have the same checksum when they hold the same values (with overwhelming
+** probability), in any order. */
+static void checksum_step(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+  uint64_t *sum = sqlite3_aggregate_context(cx, sizeof *sum);
+  if (!sum) {
+    sqlite3_result_error_nomem(cx);
+    return;
+  }
+  uint64_t h = 14695981039346656037ull;
+  for (int i = 0; i < argc; i++) {
+    unsigned char type = (unsigned char)sqlite3_value_type(argv[i]);
+    h = rt_series_fnv(h, &type, 1);
+    if (type == SQLITE_INTEGER) {
+      int64_t v = sqlite3_value_int64(argv[i]);
+      h = rt_series_fnv(h, &v, sizeof v);
+    } else if (type == SQLITE_FLOAT) {
+      double v = sqlite3_value_double(argv[i]);
+      h = rt_series_fnv(h, &v, sizeof v);
+    } else if (type != SQLITE_NULL) {
+      const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(argv[i]) : sqlite3_value_blob(argv[i]);
+      int64_t n = sqlite3_value_bytes(argv[i]);
+      h = rt_series_fnv(h, &n, sizeof n);
+      if (n > 0) h = rt_series_fnv(h, p, (size_t)n);
+    }
+  }
+  h ^= h >> 31;                                /* finalise (splitmix64) so sums of near rows mix */
+  h *= 0x7fb5d329728ea185ull;
+  h ^= h >> 27;
+  *sum += h;
+}
+
+static void checksum_final(sqlite3_context *cx) {
+  uint64_t *sum = sqlite3_aggregate_context(cx, 0);
+  sqlite3_result_int64(cx, sum ? (int64_t)*sum : 0);
+}
+
+/* rt_fail(message): fails the statement with `message` (the migration's verification uses it so
+** that the connection's error names what did not match). */
+static void fail_func(sqlite3_context *cx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  sqlite3_result_error(cx, (const char *)sqlite3_value_text(argv[0]), -1);
+}
+
+int rt_series_functions(sqlite3 *db) {
+  int rc = sqlite3_create_function_v2(db, "rt_checksum", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL,
+                                      checksum_step, checksum_final, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_create_function_v2(db, "rt_fail", 1, SQLITE_UTF8, NULL, fail_func, NULL, NULL, NULL);
+  return rc;
+}
+
 /* WHERE terms for the old rows of a series (?1 source, ?2 instrument, ?3 timeframe) with keys in
 ** [?4, ?5], or <= ?5 without a lower bound. `p` prefixes the columns. */
 static void add_range(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *p, int bounded) {

@@ -1,6 +1,7 @@
 /*
-** runtime/store_series.c - the series catalogue, its views and the db.upsert writer for candles
-** and trades (see store_series.h). The migration of the old layout is in store_migrate_series.c.
+** runtime/store_series.c - the series catalogue's cache and the db.upsert writer for candles and
+** trades (see store_series.h). The views and their triggers are in store_series_views.c, the
+** migration of the old layout in store_migrate_series.c.
 **
 ** The cache maps (source, instrument, timeframe) to the series id. Ids are never reused (rows of
 ** `series` are never deleted by candled), so an id stays right across processes; only a rollback
@@ -8,7 +9,6 @@
 */
 #include "runtime/store_series_int.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,232 +21,10 @@ const rt_series_spec_t rt_series_specs[RT_SERIES_SPECS] = {
   {"trades", "ticks", "trades_v4", "trades", "trade_id", 1, tick_cols, 5},
 };
 
-/* ---- SQL text ------------------------------------------------------------------------------- */
-
-void rt_series_sql_add(rt_series_sql_t *b, const char *fmt, ...) {
-  if (b->len >= sizeof b->text) return;
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(b->text + b->len, sizeof b->text - b->len, fmt, ap);
-  va_end(ap);
-  b->len += n > 0 ? (size_t)n : 0;
-}
-
-int rt_series_sql_ok(const rt_series_sql_t *b) { return b->len < sizeof b->text; }
-
-/* The timeframe of a row: the view's column, or the constant of a trade stream. */
-static void add_tf(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *who) {
-  if (sp->timeframe) rt_series_sql_add(b, "'%s'", sp->timeframe);
-  else rt_series_sql_add(b, "%s.timeframe", who);
-}
-
-/* The series id of the row `who` (NEW or OLD): a scalar subquery. */
-static void add_id(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *who) {
-  rt_series_sql_add(b, "(SELECT id FROM series WHERE source = %s.source AND instrument = %s.instrument"
-                       " AND timeframe = ", who, who);
-  add_tf(b, sp, who);
-  rt_series_sql_add(b, ")");
-}
-
-static void add_cols(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *prefix) {
-  rt_series_sql_add(b, "%s%s", prefix, sp->key);
-  for (int i = 0; i < sp->ncols; i++) rt_series_sql_add(b, ", %s%s", prefix, sp->cols[i]);
-}
-
-/* Statement of a trigger: the catalogue row of `who` exists afterwards. Never a conflict, so the
-** outer statement's OR REPLACE cannot replace a catalogue row (and orphan its bars). */
-static void add_ensure(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *who) {
-  rt_series_sql_add(b, " INSERT INTO series (source, instrument, timeframe) SELECT %s.source, %s.instrument, ",
-                    who, who);
-  add_tf(b, sp, who);
-  rt_series_sql_add(b, " WHERE NOT EXISTS (SELECT 1 FROM series WHERE source = %s.source AND instrument = "
-                       "%s.instrument AND timeframe = ", who, who);
-  add_tf(b, sp, who);
-  rt_series_sql_add(b, ");");
-}
-
-/* WHERE terms selecting the old-layout row of `who`. */
-static void add_old_match(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *who) {
-  rt_series_sql_add(b, " WHERE source = %s.source AND instrument = %s.instrument", who, who);
-  if (!sp->timeframe) rt_series_sql_add(b, " AND timeframe = %s.timeframe", who);
-  rt_series_sql_add(b, " AND %s = %s.%s", sp->key, who, sp->key);
-}
-
-/* Statements of a trigger (while migrating): the old row of `who`'s key moves to the new table. */
-static void add_move(rt_series_sql_t *b, const rt_series_spec_t *sp, const char *who) {
-  rt_series_sql_add(b, " INSERT INTO %s (series, ", sp->table);
-  add_cols(b, sp, "");
-  rt_series_sql_add(b, ") SELECT ");
-  add_id(b, sp, who);
-  rt_series_sql_add(b, ", ");
-  add_cols(b, sp, "");
-  rt_series_sql_add(b, " FROM %s", sp->old);
-  add_old_match(b, sp, who);
-  rt_series_sql_add(b, "; DELETE FROM %s", sp->old);
-  add_old_match(b, sp, who);
-  rt_series_sql_add(b, ";");
-}
-
-/* The four objects of a view: 0 the view, 1-3 its INSTEAD OF INSERT, UPDATE, DELETE triggers. */
-void rt_series_object_sql(const rt_series_spec_t *sp, int migrating, int which, rt_series_sql_t *b) {
-  b->len = 0;
-  b->text[0] = 0;
-  switch (which) {
-  case 0:
-    rt_series_sql_add(b, "CREATE VIEW %s AS SELECT s.source AS source, s.instrument AS instrument, ", sp->view);
-    if (!sp->timeframe) rt_series_sql_add(b, "s.timeframe AS timeframe, ");
-    rt_series_sql_add(b, "b.%s AS %s", sp->key, sp->key);
-    for (int i = 0; i < sp->ncols; i++) rt_series_sql_add(b, ", b.%s AS %s", sp->cols[i], sp->cols[i]);
-    rt_series_sql_add(b, " FROM series s JOIN %s b ON b.series = s.id", sp->table);
-    if (sp->timeframe) rt_series_sql_add(b, " WHERE s.timeframe = '%s'", sp->timeframe);
-    if (migrating) {
-      rt_series_sql_add(b, " UNION ALL SELECT source, instrument, %s", sp->timeframe ? "" : "timeframe, ");
-      add_cols(b, sp, "");
-      rt_series_sql_add(b, " FROM %s", sp->old);
-    }
-    break;
-  case 1:
-    rt_series_sql_add(b, "CREATE TRIGGER %s_insert INSTEAD OF INSERT ON %s BEGIN", sp->view, sp->view);
-    add_ensure(b, sp, "NEW");
-    if (migrating) add_move(b, sp, "NEW");     /* a key still in the old table conflicts as before */
-    rt_series_sql_add(b, " INSERT INTO %s (series, ", sp->table);
-    add_cols(b, sp, "");
-    rt_series_sql_add(b, ") VALUES (");
-    add_id(b, sp, "NEW");
-    rt_series_sql_add(b, ", ");
-    add_cols(b, sp, "NEW.");
-    rt_series_sql_add(b, "); END");
-    break;
-  case 2:
-    rt_series_sql_add(b, "CREATE TRIGGER %s_update INSTEAD OF UPDATE ON %s BEGIN", sp->view, sp->view);
-    if (migrating) {
-      add_ensure(b, sp, "OLD");
-      add_move(b, sp, "OLD");
-    }
-    add_ensure(b, sp, "NEW");
-    rt_series_sql_add(b, " UPDATE %s SET series = ", sp->table);
-    add_id(b, sp, "NEW");
-    rt_series_sql_add(b, ", %s = NEW.%s", sp->key, sp->key);
-    for (int i = 0; i < sp->ncols; i++) rt_series_sql_add(b, ", %s = NEW.%s", sp->cols[i], sp->cols[i]);
-    rt_series_sql_add(b, " WHERE series = ");
-    add_id(b, sp, "OLD");
-    rt_series_sql_add(b, " AND %s = OLD.%s; END", sp->key, sp->key);
-    break;
-  default:
-    rt_series_sql_add(b, "CREATE TRIGGER %s_delete INSTEAD OF DELETE ON %s BEGIN DELETE FROM %s WHERE series = ",
-                      sp->view, sp->view, sp->table);
-    add_id(b, sp, "OLD");
-    rt_series_sql_add(b, " AND %s = OLD.%s;", sp->key, sp->key);
-    if (migrating) {
-      rt_series_sql_add(b, " DELETE FROM %s", sp->old);
-      add_old_match(b, sp, "OLD");
-      rt_series_sql_add(b, ";");
-    }
-    rt_series_sql_add(b, " END");
-  }
-}
-
-static const char *const object_names[4][RT_SERIES_SPECS] = {
-  {"candles", "trades"}, {"candles_insert", "trades_insert"},
-  {"candles_update", "trades_update"}, {"candles_delete", "trades_delete"}};
-
-/* 1 when the schema holds `name` with exactly `sql`, 0 when not, -1 on error. */
-static int object_is(rt_store_t *s, const char *name, const char *sql) {
-  sqlite3_stmt *st;
-  static const char q[] = "SELECT sql FROM sqlite_schema WHERE name = ?1";
-  if (rt_store_prepare(s, q, sizeof q - 1, &st, NULL) != SQLITE_OK) return -1;
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st), same = 0;
-  if (rc == SQLITE_ROW) same = sqlite3_column_text(st, 0) && strcmp((const char *)sqlite3_column_text(st, 0), sql) == 0;
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW || rc == SQLITE_DONE ? same : -1;
-}
-
-int rt_series_table_exists(rt_store_t *s, const char *name) {
-  sqlite3_stmt *st;
-  static const char q[] = "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1";
-  if (rt_store_prepare(s, q, sizeof q - 1, &st, NULL) != SQLITE_OK) return -1;
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
-}
-
-int rt_series_install_views(rt_store_t *s, const rt_series_spec_t *sp, int migrating) {
-  rt_series_sql_t b;
-  int same = 1;
-  for (int w = 0; w < 4 && same == 1; w++) {
-    rt_series_object_sql(sp, migrating, w, &b);
-    same = object_is(s, object_names[w][sp - rt_series_specs], b.text);
-  }
-  if (same == 1) return SQLITE_OK;             /* no DDL: other connections keep their statements */
-  if (same < 0) return SQLITE_ERROR;
-  int rc = rt_store_begin(s);
-  if (rc != SQLITE_OK) return rc;
-  char drop[64];
-  snprintf(drop, sizeof drop, "DROP VIEW IF EXISTS %s", sp->view);   /* drops its triggers */
-  rc = rt_store_exec(s, drop);
-  for (int w = 0; w < 4 && rc == SQLITE_OK; w++) {
-    rt_series_object_sql(sp, migrating, w, &b);
-    rc = rt_series_sql_ok(&b) ? rt_store_exec(s, b.text) : SQLITE_TOOBIG;
-  }
-  if (rc != SQLITE_OK) {
-    rt_store_rollback(s);
-    return rc;
-  }
-  return rt_store_commit(s);
-}
-
-/* ---- rt_checksum(v1, v2, ...): an order-independent checksum of rows -------------------------- */
-
-/* The sum (mod 2^64) of a 64-bit hash of each row's values, type included, REALs by their bits:
-** two sets of rows have the same checksum when they hold the same values (with overwhelming
-** probability), in any order. */
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+uint64_t rt_series_fnv(uint64_t h, const void *p, size_t n) {
   const unsigned char *c = p;
   for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 1099511628211ull;
   return h;
-}
-
-static void checksum_step(sqlite3_context *cx, int argc, sqlite3_value **argv) {
-  uint64_t *sum = sqlite3_aggregate_context(cx, sizeof *sum);
-  if (!sum) {
-    sqlite3_result_error_nomem(cx);
-    return;
-  }
-  uint64_t h = 14695981039346656037ull;
-  for (int i = 0; i < argc; i++) {
-    unsigned char type = (unsigned char)sqlite3_value_type(argv[i]);
-    h = fnv(h, &type, 1);
-    if (type == SQLITE_INTEGER) {
-      int64_t v = sqlite3_value_int64(argv[i]);
-      h = fnv(h, &v, sizeof v);
-    } else if (type == SQLITE_FLOAT) {
-      double v = sqlite3_value_double(argv[i]);
-      h = fnv(h, &v, sizeof v);
-    } else if (type != SQLITE_NULL) {
-      const void *p = type == SQLITE_TEXT ? (const void *)sqlite3_value_text(argv[i]) : sqlite3_value_blob(argv[i]);
-      int64_t n = sqlite3_value_bytes(argv[i]);
-      h = fnv(h, &n, sizeof n);
-      if (n > 0) h = fnv(h, p, (size_t)n);
-    }
-  }
-  h ^= h >> 31;                                /* finalise (splitmix64) so sums of near rows mix */
-  h *= 0x7fb5d329728ea185ull;
-  h ^= h >> 27;
-  *sum += h;
-}
-
-static void checksum_final(sqlite3_context *cx) {
-  uint64_t *sum = sqlite3_aggregate_context(cx, 0);
-  sqlite3_result_int64(cx, sum ? (int64_t)*sum : 0);
-}
-
-/* rt_fail(message): fails the statement with `message` (the migration's verification uses it so
-** that the connection's error names what did not match). */
-static void fail_func(sqlite3_context *cx, int argc, sqlite3_value **argv) {
-  (void)argc;
-  sqlite3_result_error(cx, (const char *)sqlite3_value_text(argv[0]), -1);
 }
 
 /* ---- the catalogue cache -------------------------------------------------------------------- */
@@ -350,7 +128,7 @@ int rt_series_resolve(rt_store_t *s, const rt_store_value_t *v[3], int64_t *id) 
       *id = ss->last_id;
       return SQLITE_OK;
     }
-    h = fnv(14695981039346656037ull, ss->key, ss->key_len);
+    h = rt_series_fnv(14695981039346656037ull, ss->key, ss->key_len);
     slot_t *e = cache_find(ss, ss->key, ss->key_len, h);
     if (e && e->key) {
       *id = e->id;
@@ -401,10 +179,7 @@ rt_store_series_t *rt_store_series_open(rt_store_t *s, char *err, size_t errlen)
   }
   ss->store = s;
   sqlite3 *db = rt_store_db(s);
-  int rc = sqlite3_create_function_v2(db, "rt_checksum", -1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, NULL,
-                                      checksum_step, checksum_final, NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_create_function_v2(db, "rt_fail", 1, SQLITE_UTF8, NULL, fail_func, NULL, NULL, NULL);
+  int rc = rt_series_functions(db);
   for (int i = 0; i < RT_SERIES_SPECS && rc == SQLITE_OK; i++) {
     const rt_series_spec_t *sp = &rt_series_specs[i];
     int old = rt_series_table_exists(s, sp->old);
@@ -462,9 +237,9 @@ int rt_store_series_begin(rt_store_t *s, const char *table, const char *const *c
   /* the key: exactly source, instrument, [timeframe,] key, in any order */
   const char *want[4] = {"source", "instrument", sp->timeframe ? sp->key : "timeframe", sp->key};
   int nwant = sp->timeframe ? 3 : 4, match = nkeys == nwant;
-  for (int k = 0; k < nkeys && match; k++) {
+  for (int w = 0; w < nwant && match; w++) {
     int found = 0;
-    for (int w = 0; w < nwant; w++) found |= strcmp(keys[k], want[w]) == 0;
+    for (int k = 0; k < nkeys; k++) found |= strcmp(keys[k], want[w]) == 0;
     match = found;
   }
   if (!match) {
@@ -473,9 +248,9 @@ int rt_store_series_begin(rt_store_t *s, const char *table, const char *const *c
     return SQLITE_MISUSE;
   }
   ss->spec = sp;
-  ss->ncol = ncol;
+  ss->ncol = 0;                                /* no writer until the statements are ready */
   ss->row_valid = 0;
-  ss->col_tf = -1;
+  ss->col_source = ss->col_instrument = ss->col_tf = ss->col_key = -1;
   rt_series_sql_t ins, upd;
   ins.len = upd.len = 0;
   rt_series_sql_add(&ins, "INSERT INTO %s (series", sp->table);
@@ -493,11 +268,16 @@ int rt_store_series_begin(rt_store_t *s, const char *table, const char *const *c
         snprintf(err, errlen, "table %s has no column named %s", table, c);
         return SQLITE_MISUSE;
       }
-      ss->role[i] = (signed char)++nparam;
+      ss->role[i] = (short)++nparam;
       if (strcmp(c, sp->key) == 0) ss->col_key = i;
       rt_series_sql_add(&ins, ", %s", c);
       if (strcmp(c, sp->key) != 0) rt_series_sql_add(&upd, "%s%s = ?%d", nset++ ? ", " : "", c, nparam);
     }
+  }
+  if (ss->col_source < 0 || ss->col_instrument < 0 || ss->col_key < 0 || (!sp->timeframe && ss->col_tf < 0)) {
+    snprintf(err, errlen, "the columns of %s must include its key (%s, %s, %s%s%s)", table, want[0], want[1],
+             want[2], nwant == 4 ? ", " : "", nwant == 4 ? want[3] : "");
+    return SQLITE_MISUSE;
   }
   rt_series_sql_add(&ins, ") VALUES (?1");
   for (int p = 2; p <= nparam; p++) rt_series_sql_add(&ins, ", ?%d", p);
@@ -513,12 +293,14 @@ int rt_store_series_begin(rt_store_t *s, const char *table, const char *const *c
   ss->upd = NULL;
   if (rc == SQLITE_OK && update && nset > 0) rc = rt_store_prepare(s, upd.text, upd.len, &ss->upd, NULL);
   if (rc != SQLITE_OK) snprintf(err, errlen, "%s", sqlite3_errmsg(rt_store_db(s)));
+  else ss->ncol = ncol;
   return rc;
 }
 
 int rt_store_series_put(rt_store_t *s, const rt_store_value_t *vals, int *result) {
   rt_store_series_t *ss = rt_store_series_of(s);
   const rt_series_spec_t *sp = ss->spec;
+  if (ss->ncol == 0) return SQLITE_MISUSE;    /* no successful rt_store_series_begin */
   rt_store_value_t tf = {SQLITE_TEXT, 0, 0, sp->timeframe, sp->timeframe ? strlen(sp->timeframe) : 0};
   const rt_store_value_t *triple[3] = {&vals[ss->col_source], &vals[ss->col_instrument],
                                        sp->timeframe ? &tf : &vals[ss->col_tf]};

@@ -39,7 +39,7 @@ struct rt_store_series_s {
   /* the writer of the current db.upsert (rt_store_series_begin) */
   const rt_series_spec_t *spec;
   int ncol, col_source, col_instrument, col_tf, col_key;
-  signed char role[RT_SERIES_MAX_COLS];   /* -1 source, -2 instrument, -3 timeframe, else the parameter */
+  short role[RT_SERIES_MAX_COLS];   /* -1 source, -2 instrument, -3 timeframe, else the parameter */
   sqlite3_stmt *ins, *upd;     /* owned by the store's statement cache */
   /* the triple of the last row put in this upsert: the caller's strings live until it ends, so
   ** the same pointers are the same series (reset by each begin and every rollback) */
@@ -60,6 +60,10 @@ int rt_series_sql_ok(const rt_series_sql_t *b);
 /* The store's series state (store.c). */
 rt_store_series_t *rt_store_series_of(rt_store_t *s);
 
+/* FNV-1a over n bytes, from h. */
+uint64_t rt_series_fnv(uint64_t h, const void *p, size_t n);
+/* Register rt_checksum(...) (an order-independent checksum of rows) and rt_fail(message). */
+int rt_series_functions(sqlite3 *db);
 /* Bind a store value (text SQLITE_STATIC: it must outlive the step). */
 void rt_series_bind(sqlite3_stmt *st, int i, const rt_store_value_t *v);
 /* 1/0 whether table `name` exists, -1 on error. */

@@ -154,6 +154,12 @@ static void test_writer_counts(void) {
   static const char *const bad_keys[] = {"source", "instrument", "ts"};
   CHECK_EQ_INT(rt_store_series_begin(s, "candles", candle_cols, 11, bad_keys, 3, 1, err, sizeof err), SQLITE_MISUSE);
   CHECK(strstr(err, "keys of candles must be source, instrument, timeframe, ts") != NULL);
+  static const char *const twice[] = {"source", "source", "timeframe", "ts"};
+  CHECK_EQ_INT(rt_store_series_begin(s, "candles", candle_cols, 11, twice, 4, 1, err, sizeof err), SQLITE_MISUSE);
+  static const char *const no_tf[] = {"source", "instrument", "ts", "close"};
+  CHECK_EQ_INT(rt_store_series_begin(s, "candles", no_tf, 4, candle_keys, 4, 1, err, sizeof err), SQLITE_MISUSE);
+  CHECK(strstr(err, "the columns of candles must include its key") != NULL);
+  CHECK_EQ_INT(rt_store_series_put(s, v, &result), SQLITE_MISUSE);   /* no writer after a failed begin */
   static const char *const bad_cols[] = {"source", "instrument", "timeframe", "ts", "colour"};
   CHECK_EQ_INT(rt_store_series_begin(s, "candles", bad_cols, 5, candle_keys, 4, 1, err, sizeof err), SQLITE_MISUSE);
   CHECK(strstr(err, "has no column named colour") != NULL);
