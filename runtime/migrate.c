@@ -1,8 +1,9 @@
 /*
 ** runtime/migrate.c - time slices of the series-layout migration on the loop (see migrate.h).
 **
-** Each tick runs batches for up to SLICE_MS and re-arms a 0 ms timer, so the loop polls I/O and
-** runs ready tasks between slices. SQLITE_BUSY (another process writing) waits a second and tries
+** Each tick runs batches for up to SLICE_MS and re-arms the timer 1 ms ahead, so the loop polls
+** I/O and runs ready tasks between slices (libuv runs a timer re-armed at 0 ms from its own
+** callback again in the same pass, which would never yield). SQLITE_BUSY (another process writing) waits a second and tries
 ** again; any other failure is logged and the migration stops until the next start (the old rows
 ** stay readable through the views meanwhile).
 */
@@ -62,7 +63,7 @@ static void on_uv_tick(uv_timer_t *t) {
     rt_log_printf(m->rt->log, RT_LOG_INFO, NULL, "series layout: %lld rows moved in %.0f s",
                   (long long)m->moved, secs);
   }
-  uv_timer_start(&m->timer, on_uv_tick, r < 0 ? 1000 : 0, 0);
+  uv_timer_start(&m->timer, on_uv_tick, r < 0 ? 1000 : 1, 0);   /* 0 would run again in this pass */
 }
 
 rt_migrate_t *rt_migrate_start(rt_t *rt, int batch) {

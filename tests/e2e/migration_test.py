@@ -57,13 +57,14 @@ VACUUM;
 
 
 class Migration(harness.Case):
-    def collect(self):
-        """Every collector fills a database of today's layout from the mock."""
+    def collect(self, database=None):
+        """Every collector fills a database of today's layout from the mock. Returns the config."""
         self.mock.call("POST", "/_mock/limiter", {"limit": 20, "window": 1, "ban": 30, "prefix": "/api/v2"})
         with open(os.path.join(self.dir, "watchlist.csv"), "w") as f:
             f.write(WATCHLIST)
         cfg = self.write_config({
-            "database": {"path": "data/candled.db"}, "log": {"level": "info"}, "runtime": {"shutdown_grace": 2},
+            "database": dict({"path": "data/candled.db"}, **(database or {})), "log": {"level": "info"},
+            "runtime": {"shutdown_grace": 2},
             "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")},
             "sources": {
                 "binance_spot": {"base_url": self.mock.url, "symbols": ["BTCUSDT"], "intervals": ["1m"],
@@ -75,12 +76,20 @@ class Migration(harness.Case):
                                  "backoff": {"base": 0.05, "cap": 0.2}},
                 "geckoterminal": {"windows": [{"per": "1s", "limit": 20}], "reserve": 0.1,
                                   "backoff": {"base": 0.5, "cap": 2}}}})
+        if database:
+            return cfg
         p = self.start_daemon(cfg)
         self.wait_for(lambda: self.query("SELECT count(*) FROM candles WHERE source = 'binance_spot'")[0][0] == 2500
                       and self.query("SELECT count(*) FROM backfill WHERE complete = 1")[0][0] == 2
                       and self.query("SELECT count(*) FROM trades")[0][0] > 0, timeout=120, what="every collector")
         code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
+        return cfg
+
+    def to_v4(self):
+        con = sqlite3.connect(self.db_path)
+        con.executescript(V4)
+        con.close()
 
     def snapshot(self):
         con = sqlite3.connect(self.db_path)
@@ -112,9 +121,7 @@ class Migration(harness.Case):
         self.assertEqual(sources, {"binance_spot", "geckoterminal"})
         self.assertGreater(len(want[TRADES]), 0)
         total = len(want[CANDLES]) + len(want[TRADES])
-        con = sqlite3.connect(self.db_path)
-        con.executescript(V4)
-        con.close()
+        self.to_v4()
         self.assertEqual(self.snapshot(), want, "the old layout holds the same rows")
         self.assertEqual(self.query("SELECT type FROM sqlite_master WHERE name IN ('candles', 'backfill')"),
                          [("table",), ("table",)])
@@ -159,6 +166,50 @@ class Migration(harness.Case):
         series = len({r[:3] for r in want[CANDLES]}) + len({r[:2] for r in want[TRADES]})
         self.assertTrue({r[:3] for r in want[BOOKKEEPING[0]]} <= {r[:3] for r in want[CANDLES]})
         self.assertEqual(self.query("SELECT count(*) FROM series"), [(series,)])
+        self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
+
+    def test_collectors_keep_running_during_the_migration(self):
+        """The daemon collects while it migrates: the old rows are read through the views (where
+        to resume, what is missing), re-read bars count as unchanged, and every row ends once."""
+        self.collect()
+        self.to_v4()
+        # rows of another source that sort first, so the collectors' own rows are still in the old
+        # tables while the collectors run (the trades run at the start rewrites its trades)
+        con = sqlite3.connect(self.db_path)
+        with con:
+            con.executemany("INSERT INTO candles VALUES ('aaa_filler', 'X', '1m', ?, 1.5, 2.5, 0.5, ?, 10, NULL, NULL)",
+                            [(1600000000 + i * 60, i / 7) for i in range(60000)])
+        con.close()
+        want = self.snapshot()
+        total = len(want[CANDLES]) + len(want[TRADES])
+        started = self.query("SELECT count(*) FROM runs")[0][0]
+        cfg = self.collect(database={"migrate_batch": 20})
+        p = self.start_daemon(cfg)
+        self.wait_for(lambda: self.query("SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')")[0][0] == 0
+                      and self.query("SELECT count(*) FROM runs WHERE id > ? AND status = 'ok' AND script = 'geckoterminal.ohlcv'",
+                                     started)[0][0] >= 1
+                      and self.query("SELECT count(*) FROM runs WHERE id > ? AND status = 'ok' AND script = 'binance.klines'",
+                                     started)[0][0] >= 1, timeout=90, what="the migration and collector runs")
+        code, err = self.stop_daemon(p)
+        self.assertEqual(code, 0, err)
+        moved = [int(l.split("migration done, ")[1].split()[0]) for l in err.splitlines() if "migration done" in l]
+        self.assertEqual(len(moved), 1, err)
+        self.assertLess(moved[0], total, "the trades run moved the trades it rewrote itself")
+        failed = self.query("SELECT script, error FROM runs WHERE id > ? AND status NOT IN ('ok', 'running', 'interrupted')",
+                            started)
+        self.assertEqual(failed, [])
+        # Binance's history was complete: nothing new, nothing counted as stored
+        self.assertEqual(self.query("SELECT sum(rows) FROM runs WHERE id > ? AND script = 'binance.klines'", started),
+                         [(0,)])
+        got = self.snapshot()
+        now = {r[:4]: r for r in got[CANDLES]}
+        self.assertEqual(len(now), len(got[CANDLES]), "every candle once")
+        for r in want[CANDLES]:
+            self.assertEqual(now.get(r[:4]), r, "a candle collected before the migration")
+        trades = {r[:3]: r for r in got[TRADES]}
+        self.assertEqual(len(trades), len(got[TRADES]), "every trade once")
+        for r in want[TRADES]:
+            self.assertEqual(trades.get(r[:3]), r, "a trade collected before the migration")
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
 
 
