@@ -9,6 +9,9 @@
 **   version, err, code  = db.migrate(name, {step1, step2, ...})   -- steps: SQL text or function()
 **   path                = db.path()
 **
+** db.upsert into `candles` or `trades` (views over the series catalogue) goes through the store's
+** series writer: the same options, checks and counts, the rows written by series id.
+**
 ** Parameters are bound, never interpolated: nil -> NULL, boolean -> 0/1, integer, float, string.
 ** SQL that does not compile raises (a bug in the script); failures while running (constraint, busy,
 ** I/O) return nil, message, "SQLITE_<CODE>". The calls run synchronously on the loop thread.
