@@ -19,6 +19,9 @@ TRADES = "SELECT * FROM trades ORDER BY source, instrument, trade_id"
 BOOKKEEPING = ["SELECT * FROM backfill ORDER BY 1, 2, 3", "SELECT * FROM empty_intervals ORDER BY 1, 2, 3, 4",
                "SELECT * FROM instruments ORDER BY 1, 2"]
 
+# Core migration steps of the series layout (5: catalogue, bars, ticks, the rename; 6: bookkeeping).
+SERIES_STEPS = (5, 6)
+
 # The tables of core version 4, as that version created them.
 V4 = """
 CREATE TABLE candles_v4_ (
@@ -51,9 +54,9 @@ ALTER TABLE trades_v4_ RENAME TO trades;
 ALTER TABLE backfill_v4_ RENAME TO backfill;
 ALTER TABLE empty_intervals_v4_ RENAME TO empty_intervals;
 CREATE INDEX trades_by_time ON trades (source, instrument, ts);
-DELETE FROM migrations WHERE name = 'core' AND version >= 5;
+DELETE FROM migrations WHERE name = 'core' AND version IN (%d, %d);
 VACUUM;
-"""
+""" % SERIES_STEPS
 
 
 class Migration(harness.Case):
@@ -105,7 +108,7 @@ class Migration(harness.Case):
         """Rows left in the old tables when some moved and some not, "done" when none are left,
         None before the migration started (or while a table is being dropped)."""
         try:
-            if self.query("SELECT count(*) FROM migrations WHERE name = 'core' AND version = 6")[0][0] == 0:
+            if self.query("SELECT count(*) FROM migrations WHERE name = 'core' AND version = ?", SERIES_STEPS[1])[0][0] == 0:
                 return None
             if self.query("SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')")[0][0] == 0:
                 return "done"
