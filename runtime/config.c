@@ -25,7 +25,7 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const rt_cfield_t database_fields[] = {
   {"path", RT_CT_STRING, NULL, NULL, "data/candled.db", 0, NULL},
   {"busy_timeout_ms", RT_CT_INTEGER, NULL, NULL, "5000", 0, NULL},
-  {"migrate_batch", RT_CT_INTEGER, NULL, NULL, "2000", 0, NULL},   /* series layout (issue 18) */
+  {"migrate_batch", RT_CT_INTEGER, NULL, NULL, "1000", 0, NULL},   /* series layout (issue 18) */
   END};
 static const rt_cfield_t log_fields[] = {
   {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels},

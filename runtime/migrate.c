@@ -15,7 +15,7 @@
 #include "runtime/store.h"
 #include "runtime/store_series.h"
 
-#define SLICE_MS 20
+#define SLICE_MS 10
 #define LOG_EVERY_NS 10000000000ull
 
 struct rt_migrate_s {
@@ -71,7 +71,7 @@ rt_migrate_t *rt_migrate_start(rt_t *rt, int batch) {
   rt_migrate_t *m = calloc(1, sizeof *m);
   if (!m) return NULL;
   m->rt = rt;
-  m->batch = batch > 0 ? batch : 2000;
+  m->batch = batch > 0 ? batch : 1000;
   m->started = m->logged = uv_hrtime();
   uv_timer_init(&rt->loop, &m->timer);
   m->timer.data = m;

@@ -215,6 +215,13 @@ class Migration(harness.Case):
             self.assertEqual(trades.get(r[:3]), r, "a trade collected before the migration")
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
 
+    def test_a_bad_batch_size_is_refused_naming_the_key(self):
+        cfg = self.write_config({"database": {"path": "data/candled.db", "migrate_batch": 0}})
+        r = self.candled("eval", "--config", cfg, "-", stdin="")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("database.migrate_batch must be from 1 to 1000000, not 0", r.stderr)
+        self.assertFalse(os.path.exists(self.db_path), "nothing created")
+
 
 if __name__ == "__main__":
     harness.main()
