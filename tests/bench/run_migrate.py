@@ -3,7 +3,8 @@
 --candles candles (Binance-shaped and GeckoTerminal-shaped series) and --trades trades, migrated in
 place by `candled eval tests/bench/migrate.lua` (the runtime's slices, database.migrate_batch as
 configured). Reports rows moved per second and how late a task's 1 ms sleep wakes up meanwhile
-(the loop's responsiveness during the migration).
+(the loop's responsiveness during the migration), and the same sleeps on the migrated database
+for as long, as the baseline of the machine at that moment.
 
 usage: run_migrate.py --candled BUILD/candled [--candles 1000000] [--trades 100000] [--batch 1000]
 """
@@ -69,8 +70,12 @@ def main():
         out = subprocess.check_output([a.candled, "eval", os.path.join(here, "migrate.lua")], env=env, text=True,
                                       cwd=tmp).split()
         rows, secs, rate, n, p50, p99, mx = out
+        base = subprocess.check_output([a.candled, "eval", os.path.join(here, "migrate.lua"), secs], env=env,
+                                       text=True, cwd=tmp).split()
         print("migration: %s rows in %s s = %s rows/s (batches of %d)" % (rows, secs, rate, a.batch))
         print("a task's 1 ms sleep meanwhile: %s wake-ups, late by p50 %s ms, p99 %s ms, max %s ms" % (n, p50, p99, mx))
+        print("the same sleeps without a migration (baseline): %s wake-ups, late by p50 %s ms, p99 %s ms, max %s ms"
+              % tuple(base[3:]))
         con = sqlite3.connect(db)
         left = con.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')").fetchone()[0]
         n = con.execute("SELECT (SELECT count(*) FROM candles) + (SELECT count(*) FROM trades)").fetchone()[0]
