@@ -233,6 +233,19 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
   luaL_pushresult(&b);                         /* [insert update] ("" when there is nothing to update) */
 }
 
+/* Push row r of the batch at `rows`; raises, after rolling back, when it is not a table. Returns its
+** stack index; *positional tells an array row from one keyed by column name. */
+static int push_row_of(lua_State *L, rt_store_t *s, int rows, lua_Integer r, int *positional) {
+  if (lua_rawgeti(L, rows, r) != LUA_TTABLE) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
+  }
+  int row = lua_gettop(L);
+  *positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
+  lua_pop(L, 1);
+  return row;
+}
+
 /* Push cell i (1-based) of a row, by position or by name; raises, after rolling back the batch, for
 ** a value SQLite cannot store. Returns 1 when the cell is not nil. */
 static int push_cell(lua_State *L, rt_store_t *s, int row, int positional, int i, const char *name,
@@ -298,14 +311,7 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
   rt_store_value_t vals[200];
   lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows), inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
-    if (lua_rawgeti(L, rows, r) != LUA_TTABLE) {
-      rt_store_rollback(s);
-      luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
-    }
-    int row = lua_gettop(L);
-    int positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
-    lua_pop(L, 1);
-    int present = 0;
+    int positional, row = push_row_of(L, s, rows, r, &positional), present = 0;
     for (int i = 0; i < ncol; i++) {
       present += push_cell(L, s, row, positional, i + 1, names[i], table, r);
       if (lua_type(L, -1) == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);
@@ -403,14 +409,7 @@ static int rtl_db_upsert(lua_State *L) {
   if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
   lua_Integer inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
-    if (lua_rawgeti(L, 2, r) != LUA_TTABLE) {
-      rt_store_rollback(s);
-      luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
-    }
-    int row = lua_gettop(L);
-    int positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
-    lua_pop(L, 1);
-    int present = 0;
+    int positional, row = push_row_of(L, s, 2, r, &positional), present = 0;
     for (int i = 1; i <= ncol; i++) {
       present += push_cell(L, s, row, positional, i, names[i], table, r);
       bind_value(L, ins, i, -1, "db.upsert");

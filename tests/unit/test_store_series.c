@@ -83,6 +83,15 @@ static int same_snapshot(const char *a, size_t al, const char *b, size_t bl) {
   return a && b && al == bl && memcmp(a, b, al) == 0;
 }
 
+/* The rows of `sql` now are exactly the snapshot `want`. */
+static int same_as(sqlite3 *db, const char *sql, const char *want, size_t wl) {
+  size_t l;
+  char *now = snapshot(db, sql, &l);
+  int same = same_snapshot(now, l, want, wl);
+  free(now);
+  return same;
+}
+
 /* The EXPLAIN QUERY PLAN details of `sql`, joined with " | ". */
 static void plan(sqlite3 *db, const char *sql, char *out, size_t n) {
   char q[1024];
@@ -349,9 +358,9 @@ static void test_migrate_old_database(void) {
   make_v4(path, 40);
   sqlite3 *raw;
   sqlite3_open(path, &raw);
-  size_t cl, tl, l;
+  size_t cl, tl;
   size_t kl;
-  char *cand = snapshot(raw, CANDLES, &cl), *trad = snapshot(raw, TRADES, &tl), *now;
+  char *cand = snapshot(raw, CANDLES, &cl), *trad = snapshot(raw, TRADES, &tl);
   char *keep = snapshot(raw, BOOKKEEPING, &kl);
   long long ncand = query_int(raw, "SELECT count(*) FROM candles"), ntrad = query_int(raw, "SELECT count(*) FROM trades");
   sqlite3_close(raw);
@@ -363,21 +372,15 @@ static void test_migrate_old_database(void) {
   sqlite3 *db = rt_store_db(s);
   CHECK_EQ_INT(rt_store_migration_version(s, "core"), SERIES_LAST);
   CHECK(rt_store_series_migrating(s));
-  now = snapshot(db, BOOKKEEPING, &l);         /* cursors and empty ranges: moved at once, the same */
-  CHECK(same_snapshot(now, l, keep, kl));
-  free(now);
+  CHECK(same_as(db, BOOKKEEPING, keep, kl));   /* cursors and empty ranges: moved at once, the same */
   free(keep);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM my_btc"), 40);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_backfill"), 2);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series_empty"), 3);
   CHECK_EQ_INT(rt_store_series_pending(s), 280);
   /* before any batch, the views show every old row */
-  now = snapshot(db, CANDLES, &l);
-  CHECK(same_snapshot(now, l, cand, cl));
-  free(now);
-  now = snapshot(db, TRADES, &l);
-  CHECK(same_snapshot(now, l, trad, tl));
-  free(now);
+  CHECK(same_as(db, CANDLES, cand, cl));
+  CHECK(same_as(db, TRADES, trad, tl));
   char p[1024];
   plan(db, "SELECT * FROM candles WHERE source = ? AND instrument = ? AND timeframe = ? AND ts BETWEEN ? AND ?", p, sizeof p);
   CHECK(strstr(p, "SEARCH b USING PRIMARY KEY (series=? AND ts>? AND ts<?)"));
@@ -416,9 +419,7 @@ static void test_migrate_old_database(void) {
   CHECK_EQ_INT(result, 2);
   rt_store_commit(s);
   for (int i = 0; i < 3; i++) free((char *)v[i].s);
-  now = snapshot(db, one, &l);
-  CHECK(same_snapshot(now, l, orig, ol));
-  free(now);
+  CHECK(same_as(db, one, orig, ol));
   free(orig);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM candles_v4"), 199);    /* the written key moved */
   CHECK_EQ_INT(query_int(db, "DELETE FROM candles WHERE source = 'zz'"), -999);
@@ -435,20 +436,14 @@ static void test_migrate_old_database(void) {
   db = rt_store_db(s);
   CHECK(rt_store_series_migrating(s));
   CHECK_EQ_INT(rt_store_series_pending(s), 280 - 35 - 1);
-  now = snapshot(db, CANDLES, &l);
-  CHECK(same_snapshot(now, l, cand, cl));
-  free(now);
+  CHECK(same_as(db, CANDLES, cand, cl));
   CHECK_EQ_INT(migrate(s, 7, 1000, &total), 0);
   CHECK_EQ_INT(total, 280 - 1);
   CHECK(!rt_store_series_migrating(s));
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4', 'trades_by_time')"), 0);
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM sqlite_master WHERE sql LIKE '%UNION%' OR sql LIKE '%_v4%'"), 0);
-  now = snapshot(db, CANDLES, &l);
-  CHECK(same_snapshot(now, l, cand, cl));
-  free(now);
-  now = snapshot(db, TRADES, &l);
-  CHECK(same_snapshot(now, l, trad, tl));
-  free(now);
+  CHECK(same_as(db, CANDLES, cand, cl));
+  CHECK(same_as(db, TRADES, trad, tl));
   /* the candle series, the trade streams, zz (stays catalogued), and the bookkeeping's two without candles */
   CHECK_EQ_INT(query_int(db, "SELECT count(*) FROM series"), 5 + 2 + 1 + 2);
   CHECK_EQ_INT(rt_store_series_pending(s), 0);
