@@ -105,7 +105,7 @@ static const char *const core_steps[] = {
   "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
   "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;",
   /* 5: the series catalogue (store_series.h). Candles and trades are rows keyed by a series id;
-  ** the views `candles` and `trades` (store_series.c) keep the columns readers use. The tables of
+  ** the views `candles` and `trades` (store_series_views.c) keep the columns readers use. The tables of
   ** the layout before are renamed, and their rows moved in verified batches
   ** (store_migrate_series.c) while the daemon runs. */
   "CREATE TABLE series ("
