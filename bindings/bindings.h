@@ -47,6 +47,15 @@ int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char
 /// Read the `weight` and `priority` options (rt.budget and rt.http) from the options table at o.
 void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *prio);
 
+/// Create the budgets of the validated config table at idx (budgets.<name>) in a new rt->budgets
+/// (bindings/budget_lua.c); called before the store opens. Returns 0, or -1 with a message naming
+/// the key path ("budgets.api.windows[1].per: ...") in err.
+int rtl_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen);
+/// budget.define's creation from the validated spec at idx; NULL with a message in err.
+struct rt_budget_s *rtl_budget_define(lua_State *L, const char *name, int idx, char *err, size_t errlen);
+/// Push rt.budget.status() for one budget (b) or every budget (b == NULL, a table by name).
+void rtl_budget_push_status(lua_State *L, struct rt_budgets_s *set, struct rt_budget_s *b);
+
 /// Add json.decode_rows to the rt.json table on the top of the stack (bindings/json_rows.c).
 void rtl_json_add_rows(lua_State *L);
 

@@ -39,13 +39,13 @@ void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *p
 
 static int rtl_budget_status(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
-  rt_budget_push_status(L, rt->budgets, lua_isnoneornil(L, 1) ? NULL : check_budget(L, 1, "budget.status"));
+  rtl_budget_push_status(L, rt->budgets, lua_isnoneornil(L, 1) ? NULL : check_budget(L, 1, "budget.status"));
   return 1;
 }
 
 static int rtl_budget_names(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
-  rt_budget_push_status(L, rt->budgets, NULL);   /* {name = status}: keep the keys, sorted */
+  rtl_budget_push_status(L, rt->budgets, NULL);   /* {name = status}: keep the keys, sorted */
   rtl_push_sorted_keys(L, -1, "budget.names", NULL);
   return 1;
 }
@@ -106,7 +106,7 @@ static int rtl_budget_admit(lua_State *L) {
   return rt_task_park(L, "budget.admit");
 }
 
-static int rtl_budget_define(lua_State *L) {
+static int rtl_budget_define_fn(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -124,15 +124,14 @@ static int rtl_budget_define(lua_State *L) {
     snprintf(where, sizeof where, "budget.define('%s')", name);
     if (rt_config_validate(L, 3, &rt_config_budget_schema, where, err, sizeof err) < 0)
       return luaL_error(L, "%s", err);
-    if (!rt_budget_define(rt->budgets, L, name, 3, err, sizeof err))
-      return luaL_error(L, "budget.define: %s", err);
+    if (!rtl_budget_define(L, name, 3, err, sizeof err)) return luaL_error(L, "%s", err);
   }
-  rt_budget_push_status(L, rt->budgets, rt_budget_find(rt->budgets, name));
+  rtl_budget_push_status(L, rt->budgets, rt_budget_find(rt->budgets, name));
   return 1;
 }
 
 static const luaL_Reg budget_funcs[] = {
-  {"define", rtl_budget_define},
+  {"define", rtl_budget_define_fn},
   {"status", rtl_budget_status},
   {"admit", rtl_budget_admit},
   {"names", rtl_budget_names},

@@ -9,8 +9,11 @@
 **   rows     = json.decode_rows(text)   -- fast path for arrays of arrays (bindings/json_rows.c)
 **
 ** NaN and infinities encode as null (sources send them; a dataset must not break on them).
-** Numbers decode as Lua floats, exact up to 2^53 (use math.tointeger where an integer is needed).
+** Numbers with an integral value below 2^53 in magnitude decode as Lua integers (timestamps, ids,
+** counts: "startTime=" .. t stays "...000", never "...000.0"); other numbers decode as floats.
 */
+#include <math.h>
+
 #include "bindings/bindings.h"
 
 int luaopen_cjson(lua_State *L);
@@ -31,6 +34,61 @@ static void configure_all(lua_State *L, int idx) {
   lua_call(L, 1, 0);
 }
 
+/* Turn integral floats (|n| < 2^53, exact in a double) of the decoded value at idx, and of every
+** table below it, into integers. Decoded JSON has no cycles; nesting is bounded by cjson's limit. */
+static void integers(lua_State *L, int idx) {
+  luaL_checkstack(L, 3, "json.decode: nested too deeply");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      integers(L, lua_gettop(L));
+    } else if (lua_type(L, -1) == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      double v = lua_tonumber(L, -1);
+      if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)v);
+        lua_rawset(L, idx);                    /* an existing key: allowed during lua_next */
+      }
+    }
+    lua_pop(L, 1);
+  }
+}
+
+static void integer_result(lua_State *L) {
+  int t = lua_type(L, -1);
+  if (t == LUA_TTABLE) {
+    integers(L, lua_gettop(L));
+  } else if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+    double v = lua_tonumber(L, -1);
+    if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+      lua_pop(L, 1);
+      lua_pushinteger(L, (lua_Integer)v);
+    }
+  }
+}
+
+/* json.decode: cjson's decode (upvalue 1), then integers. Raises what cjson raises. */
+static int rtl_json_decode(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 1);
+  integer_result(L);
+  return 1;
+}
+
+/* json.safe.decode: nil, message on malformed JSON (cjson.safe's decode is upvalue 1). */
+static int rtl_json_safe_decode(lua_State *L) {
+  lua_settop(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, 1, 2);
+  if (lua_isnil(L, 1)) return 2;
+  lua_settop(L, 1);
+  integer_result(L);
+  return 1;
+}
+
 int luaopen_rt_json(lua_State *L) {
   luaopen_cjson(L);                            /* [cjson] */
   int raising = lua_gettop(L);
@@ -39,6 +97,7 @@ int luaopen_rt_json(lua_State *L) {
   configure_all(L, raising + 1);
   lua_newtable(L);                             /* [cjson safe M] */
   lua_getfield(L, raising, "decode");
+  lua_pushcclosure(L, rtl_json_decode, 1);
   lua_setfield(L, -2, "decode");
   lua_getfield(L, raising, "encode");
   lua_setfield(L, -2, "encode");
@@ -47,6 +106,7 @@ int luaopen_rt_json(lua_State *L) {
   rtl_json_add_rows(L);
   lua_newtable(L);                             /* [cjson safe M S] */
   lua_getfield(L, raising + 1, "decode");
+  lua_pushcclosure(L, rtl_json_safe_decode, 1);
   lua_setfield(L, -2, "decode");
   lua_getfield(L, raising + 1, "encode");
   lua_setfield(L, -2, "encode");

@@ -1,30 +1,37 @@
 /*
-** runtime/budget.h - request budgets: one per API, shared by every script that calls it.
+** runtime/budget.h - request budgets: one per API, shared by every script that calls it, and by
+** every candled process on the same database.
 **
-** A budget has windows, each a capacity in weight units (its limit less the reserve share):
-** windows of up to an hour slide (counted in 1/100-window slots, each admission held for at least
-** one window plus a margin of one slot, or 100 ms when a slot is shorter, so a sliding or a fixed
-** limiter on the server side is never exceeded);
-** day and month windows are fixed UTC calendar windows whose counts are persisted. A request is
-** admitted when every window has room and the budget is neither paused (after a 429), banned
-** (after a 418 or repeated 429s) nor cut off by its circuit breaker. Otherwise it waits in a
-** bounded queue: priority realtime > backfill > discovery, round robin between the flows (scripts)
-** of one priority, so a busy backfill never starves live collection or another backfill.
+** A budget has windows (runtime/budget_window.h), each a capacity in weight units (its limit less
+** the reserve share). A request is admitted when every window has room and the budget is neither
+** paused (after a 429), banned (after a 418 or repeated 429s) nor cut off by its circuit breaker.
+** Otherwise it waits in a bounded queue: priority realtime > backfill > discovery, round robin
+** between the flows (scripts) of one priority, so a busy backfill never starves live collection or
+** another backfill.
 **
-** Responses settle back into the budget: a used-weight header corrects the local count, a 429
-** pauses the budget, a 418 or `ban.after_429s` consecutive 429s ban it (persisted: a restart does
-** not forget it), failures feed the breaker (closed -> open for `cooldown` -> half-open with one
-** probe). Each transition leaves an alert (runtime/alert.h) that resolves when the condition clears.
+** Shared and durable: once the store is open, the windows' counts, the pause and the ban live in
+** a file mapped by every process on the database (runtime/budget_shared.h), so a restart, a
+** `candled backfill` or `candled eval` next to the daemon count into the same windows. Day/month
+** counts and bans are also written to the store (budget_state), so they outlive the file.
+**
+** Responses settle back into the budget (budget_settle.c): a used-weight header corrects the
+** local count; a 429 pauses the budget (Retry-After, or until the exceeded window has passed) and
+** teaches the exceeded window the limit the server really applies (probed back up over clean
+** windows, never above the declared one); 429s to requests sent before that 429 came back are
+** the same incident; `ban.after_429s` 429s to requests sent after a pause, or a 418, ban it
+** (persisted); failures feed the breaker (closed -> open for `cooldown` -> half-open with one
+** probe). Each transition leaves an alert (runtime/alert.h) that resolves when the condition
+** clears.
 **
 ** Loop thread only. The budget set is owned by rt->budgets; budgets live until rt_budgets_close.
 */
 #ifndef RT_BUDGET_H
 #define RT_BUDGET_H
 
-#include <lua.h>
 #include <stdint.h>
 #include <uv.h>
 
+#include "runtime/budget_window.h"
 #include "runtime/rt.h"
 
 typedef enum { RT_PRIO_REALTIME, RT_PRIO_BACKFILL, RT_PRIO_DISCOVERY, RT_PRIO_N } rt_prio_t;
@@ -39,17 +46,18 @@ typedef struct rt_admit_s rt_admit_t;
 typedef void (*rt_admit_fn)(rt_admit_t *a, int rc);
 
 /* A waiting admission. Owned (and usually embedded) by the caller; linked into its flow's queue
-** while waiting. Fill weight, prio, flow_name, fn and ud; the rest belongs to budget.c. */
+** while waiting. Fill weight, prio, flow_name, fn and ud; the rest belongs to the budget. */
 struct rt_admit_s {
   double weight;
   rt_prio_t prio;
   const char *flow_name;     /* fairness key: the script's name (copied into the flow) */
   rt_admit_fn fn;
   void *ud;
-  /* set by budget.c */
+  /* set by the budget */
   rt_admit_t *next;
   rt_flow_t *flow;           /* non-NULL while queued */
   double queued_at;
+  double admitted_at;        /* when the weight was charged: a 429 to it sent earlier is in flight */
   int probe;                 /* admitted as the half-open breaker's probe: settle it */
   const char *code;          /* on rejection: "QUEUE_FULL", "BANNED", "BREAKER_OPEN", "ECANCELED" */
   char errmsg[320];
@@ -62,26 +70,72 @@ typedef struct {
   long status;
   double retry_after;        /* seconds from Retry-After, or < 0 when absent */
   double used_weight;        /* the used-weight header's value, or < 0 when absent */
+  double weight;             /* the request's weight */
+  double sent_at;            /* when it was admitted (rt_admit_t.admitted_at) */
   int probe;                 /* the admission was the breaker's probe */
 } rt_settle_t;
 
-/// Create the budgets declared in the validated config table at `idx` (budgets.<name>); called
-/// before the store opens, so a bad budget stops candled before anything is created. Returns 0,
-/// or -1 with a message naming the key path in err (the file name is prefixed by the caller).
-int rt_budgets_open(rt_t *rt, lua_State *L, int idx, char *err, size_t errlen);
-/// Load persisted day/month counts and bans from rt->store (once it is open).
+/* A budget as declared (config.lua's budgets.<name>, or budget.define), already validated for
+** types by the config schema; rt_budget_create checks the ranges. */
+typedef struct {
+  double per;                /* seconds; ignored for a month */
+  int month;
+  double limit;
+} rt_budget_window_spec_t;
+
+typedef struct {
+  const rt_budget_window_spec_t *windows;
+  int nwin;
+  double reserve;            /* 0 <= r < 1 */
+  const char *used_header;   /* NULL or a header name; its "-<duration>" suffix picks the window */
+  int retries, queue_max;
+  double backoff_base, backoff_cap;
+  int breaker_failures;
+  double breaker_cooldown;
+  int ban_after;
+  double ban_default;
+} rt_budget_spec_t;
+
+typedef struct {
+  uint64_t requests, waits, retries, throttled, bans, failures, rejected, learned;
+  double weight, wait_seconds;
+} rt_budget_counters_t;
+
+/* A snapshot for status tables (pointers valid until the budget changes). */
+typedef struct {
+  const char *name;
+  const rt_window_t *win;    /* advanced to `now` */
+  int nwin;
+  int queued, queue_peak, queue_max;
+  int waiting[RT_PRIO_N];
+  double paused_until, banned_until, open_until, wait_max;
+  const char *ban_reason;
+  int consecutive_429, failures;
+  rt_breaker_state_t breaker;  /* OPEN past its cooldown reads as HALF_OPEN */
+  int shared;                /* counts are shared with other processes on the database */
+  rt_budget_counters_t total;
+} rt_budget_info_t;
+
+/// The (empty) budget set in rt->budgets, with its persistence timer. Returns 0 or -1 (ENOMEM).
+int rt_budgets_new(rt_t *rt);
+/// Once rt->store is open: attach every budget to the database's shared file and load the
+/// persisted day/month counts and bans.
 void rt_budgets_load(rt_budgets_t *set);
-/// Add budget `name` from the (validated) budget table at idx, unless config already declared it.
-/// Returns the budget, or NULL with a message in err.
-rt_budget_t *rt_budget_define(rt_budgets_t *set, lua_State *L, const char *name, int idx, char *err,
+/// Add budget `name` as declared by spec, unless it exists already (then that one is returned).
+/// Returns the budget, or NULL with a message naming the key ("windows[1].limit: ...") in err.
+rt_budget_t *rt_budget_create(rt_budgets_t *set, const char *name, const rt_budget_spec_t *spec, char *err,
                               size_t errlen);
-/// Fail every queued admission (ECANCELED), persist counts and metrics, close the timers. The
-/// memory is freed from the last close callback.
+/// Fail every queued admission (ECANCELED), persist counts and metrics, close the timers and the
+/// shared file. The memory is freed from the last close callback.
 void rt_budgets_close(rt_budgets_t *set);
 
-/// The budget called `name`, or NULL.
+/// The budget called `name`, or NULL; iteration in creation order (newest first).
 rt_budget_t *rt_budget_find(rt_budgets_t *set, const char *name);
+rt_budget_t *rt_budget_first(rt_budgets_t *set);
+rt_budget_t *rt_budget_next(rt_budget_t *b);
 const char *rt_budget_name(const rt_budget_t *b);
+/// Fill `out` for a status table.
+void rt_budget_info(rt_budget_t *b, rt_budget_info_t *out);
 
 /// Ask for admission. Returns 0 when admitted at once (charged; no callback), 1 when queued (the
 /// callback follows from the loop), -1 when rejected at once (a->code, a->errmsg). Raises nothing;
@@ -111,45 +165,8 @@ double rt_budget_backoff(rt_budget_t *b, int n);
 int rt_budget_is_banned(const rt_budget_t *b, double now);
 rt_breaker_state_t rt_budget_breaker(const rt_budget_t *b);
 
-/// Push rt.budget.status() for one budget (b) or every budget (b == NULL, a table by name).
-void rt_budget_push_status(lua_State *L, rt_budgets_t *set, rt_budget_t *b);
-
 /// Names for priorities ("realtime", ...); -1 when unknown.
 int rt_prio_parse(const char *s);
 const char *rt_prio_name(rt_prio_t p);
-
-/* ---- window arithmetic, exposed for unit tests ---------------------------------------------- */
-
-#define RT_WINDOW_SLOTS 100
-#define RT_WINDOW_RING (2 * RT_WINDOW_SLOTS + 1)   /* a window, a margin of up to another, one slot */
-
-typedef struct {
-  double per;                /* seconds (for a month: 0, see `month`) */
-  int month;                 /* calendar month (UTC) */
-  int fixed;                 /* fixed calendar window (per >= 1 day, or month), persisted */
-  double limit, cap;         /* cap = limit * (1 - reserve) */
-  char key[24];              /* how the window is named in status and budget_state ("1m", "month") */
-  /* sliding */
-  double slot;               /* seconds per slot */
-  int held;                  /* slots an admission is counted in: the window, the margin, its own */
-  int64_t cur;               /* index of the newest slot */
-  double ring[RT_WINDOW_RING];
-  /* both */
-  double used;
-  double start;              /* fixed: start of the current window */
-} rt_window_t;
-
-/// Set up a window of `per` seconds (or a calendar month) with capacity `cap`.
-void rt_window_init(rt_window_t *w, double per, int month, double limit, double cap);
-/// Bring the window to time `now` (drop expired slots / start a new fixed window).
-void rt_window_advance(rt_window_t *w, double now);
-/// The earliest time >= now at which `weight` more fits (after rt_window_advance(now)).
-double rt_window_fits_at(const rt_window_t *w, double weight, double now);
-/// Charge `weight` at time now (after rt_window_advance(now)).
-void rt_window_charge(rt_window_t *w, double weight);
-/// Start of the fixed window containing t (UTC day multiple or calendar month).
-double rt_window_fixed_start(const rt_window_t *w, double t);
-/// Its end.
-double rt_window_fixed_end(const rt_window_t *w, double start);
 
 #endif

@@ -212,7 +212,7 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     return 1;
   }
   /* budgets: checked before anything is created on disk */
-  if (rt_budgets_open(rt, L, -1, err, sizeof err) < 0) {   /* named like the validation errors */
+  if (rtl_budgets_open(rt, L, -1, err, sizeof err) < 0) {   /* named like the validation errors */
     fprintf(stderr, "candled: %s: %s\n", have_file || explicit_config ? config_path : "(defaults)", err);
     return 1;
   }

@@ -124,7 +124,7 @@ static void on_http_done(const rt_http_result_t *res, void *ud) {
   r->http = NULL;
   const char *used = find_header(res, rt_budget_used_header(r->b));
   rt_settle_t s = {res->code ? 0 : res->status, retry_after(res), used ? strtod(used, NULL) : -1,
-                   r->admit.probe};
+                   r->admit.weight, r->admit.admitted_at, r->admit.probe};
   r->admit.probe = 0;
   if (rt_budget_settle(r->b, &s)) {            /* 429: queue again, at the front */
     admit(r, 1);

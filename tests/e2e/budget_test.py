@@ -4,6 +4,7 @@ a small backfill not stuck behind a big one; failing runs leave collector metada
 that resolves when the script recovers."""
 import json
 import os
+import subprocess
 
 import harness
 
@@ -11,7 +12,26 @@ BUDGETS = {
     "quota": {"windows": [{"per": "1s", "limit": 100}, {"per": "1d", "limit": 5}]},
     # a 10% reserve absorbs loopback jitter under a loaded CI machine (1 s windows hold only 100 ms extra)
     "api": {"windows": [{"per": "1s", "limit": 10}], "reserve": 0.1, "ban": {"duration": 30}},
+    # declared exactly at the mock's limit: any weight two processes fail to share draws a 429
+    "pair": {"windows": [{"per": "2s", "limit": 6}], "ban": {"duration": 30}},
+    # declared twice what the mock allows
+    "wide": {"windows": [{"per": "2s", "limit": 10}], "ban": {"duration": 30}},
 }
+
+SEND = """
+    local http, task = require "rt.http", require "rt.task"
+    local fns = {}
+    for i = 1, 3 do
+      fns[i] = function()
+        for _ = 1, tonumber(os.getenv("N")) // 3 do
+          local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "pair"})
+          assert(res and res.status == 200, tostring(code or res.status) .. " " .. tostring(err))
+        end
+        return true
+      end
+    end
+    task.all(table.unpack(fns))
+    print("sent", os.getenv("N"))"""
 
 
 class Budgets(harness.Case):
@@ -65,6 +85,87 @@ class Budgets(harness.Case):
         self.assertEqual(len(self.mock.requests()), sent, "a restarted process sent nothing while banned")
         alerts = self.query("SELECT kind, subject, resolved FROM alerts WHERE kind = 'banned'")
         self.assertEqual(alerts, [("banned", "api", None)])
+
+    def test_processes_and_restarts_share_the_windows(self):
+        """Every admission counts in every process on the database: back to back (a restart a moment
+        later) and side by side, two processes never push the mock's strict window over."""
+        self.mock.call("POST", "/_mock/limiter", {"limit": 6, "window": 2, "ban": 30, "used_header": None})
+        cfg = self.config()
+        env = {"URL": self.mock.url, "N": "6"}
+        for _ in range(2):                             # the second fills a window the first just used
+            r = self.candled("eval", "--config", cfg, "-", stdin=SEND, env=env)
+            self.assertEqual((r.returncode, r.stdout.strip()), (0, "sent\t6"), r.stderr)
+        e = dict(os.environ, **env)
+        procs = [subprocess.Popen([harness.ARGS.candled, "eval", "--config", cfg, "-"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=self.dir)
+                 for _ in range(2)]
+        self.procs.extend(procs)
+        for p in procs:
+            out, err = p.communicate(SEND, timeout=60)
+            self.assertEqual((p.returncode, out.strip()), (0, "sent\t6"), err)
+        lim = self.mock.call("GET", "/_mock/limiter")
+        self.assertEqual((lim["admitted"], lim["r429"], lim["r418"]), (24, 0, 0))
+        self.assertLessEqual(lim["max_used"], 6)
+        self.assertGreaterEqual(lim["last_admit"] - lim["first_admit"], 6 * 0.99,
+                                "24 requests at 6 per 2 s take three more windows")
+        self.assertTrue(os.path.exists(self.db_path + "-budgets"), "the shared file sits by the database")
+
+    def test_a_learned_limit_is_logged_once_shown_and_kept_by_the_next_process(self):
+        self.mock.call("POST", "/_mock/limiter", {"limit": 5, "window": 2, "ban": 30,
+                                                  "used_header": None})
+        cfg = self.config()
+        code = """
+            local budget, http = require "rt.budget", require "rt.http"
+            for _ = 1, tonumber(os.getenv("N")) do
+              local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "wide"})
+              assert(res and res.status == 200, tostring(code) .. " " .. tostring(err))
+            end
+            local w = budget.status("wide").windows[1]
+            print(w.declared, w.effective, w.learned)"""
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "N": "8"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        declared, effective, learned = r.stdout.split()
+        self.assertEqual((declared, learned), ("10", "true"))
+        self.assertIn(effective, ("5", "6"), "learned 5; a clean window may have probed one higher")
+        lines = [ln for ln in r.stderr.splitlines() if "learned" in ln and "alert=" not in ln]
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("declared 10, learned 5", lines[0])
+        alert = self.query("SELECT message FROM alerts WHERE kind = 'limit_learned' AND subject = 'wide'"
+                           " AND resolved IS NULL")
+        self.assertEqual(len(alert), 1)
+        # the next process starts from the learned limit, without a request (let alone a 429)
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "N": "0"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        declared, effective, learned = r.stdout.split()
+        self.assertEqual((declared, learned), ("10", "true"))
+        self.assertLessEqual(int(effective), 7)
+        self.assertEqual(self.mock.call("GET", "/_mock/limiter")["r418"], 0)
+
+    def test_a_pause_holds_in_every_process(self):
+        """A 429 in one process pauses the budget for the others on the database too."""
+        self.mock.fault(path="/echo", status=429, retry_after=3, times=1)
+        cfg = self.config()
+        code = """
+            local http = require "rt.http"
+            local res, err, code = http.get(os.getenv("URL") .. "/echo", {budget = "pair", query = {who = os.getenv("WHO")}})
+            assert(res and res.status == 200, tostring(code) .. " " .. tostring(err))
+            print("ok")"""
+        e = dict(os.environ, URL=self.mock.url, WHO="first")
+        first = subprocess.Popen([harness.ARGS.candled, "eval", "--config", cfg, "-"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e, cwd=self.dir)
+        self.procs.append(first)
+        first.stdin.write(code)
+        first.stdin.close()
+        self.wait_for(lambda: self.query("SELECT 1 FROM alerts WHERE kind = 'rate_limited' AND subject = 'pair'"),
+                      what="the first process paused by its 429")
+        r = self.candled("eval", "--config", cfg, "-", stdin=code, env={"URL": self.mock.url, "WHO": "second"})
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ok"), r.stderr)
+        self.assertEqual(first.wait(timeout=30), 0, first.stderr.read())
+        log = self.mock.requests("/echo")
+        self.assertEqual([(e["query"]["who"], e["status"]) for e in log][0], ("first", 429))
+        second = [e for e in log if e["query"]["who"] == "second"]
+        self.assertEqual(len(second), 1)
+        self.assertGreaterEqual(second[0]["time"] - log[0]["time"], 2.9, "the second process waited out the pause")
 
     def test_scripts_share_a_budget_fairly_with_no_429(self):
         self.mock.call("POST", "/_mock/limiter", {"limit": 10, "window": 1, "ban": 30})

@@ -226,6 +226,91 @@ T.test("a used-weight header raises the local count to the server's", function()
   T.eq(mock("GET", "/_mock/limiter").r429, 0)
 end)
 
+-- n tasks, each sending `each` requests through budget `name`; every one must end in a 200.
+local function crowd(name, n, each)
+  local fns = {}
+  for i = 1, n do
+    fns[i] = function()
+      for _ = 1, each do
+        local res, err, code = http.get(M .. "/echo", { budget = name })
+        assert(res, tostring(code) .. ": " .. tostring(err))
+        assert(res.status == 200, "status " .. res.status)
+      end
+      return each
+    end
+  end
+  local got = { task.all(table.unpack(fns)) }
+  for i = 1, n do T.eq(got[i], each, "task " .. i) end
+end
+
+T.test("429s to requests already on the wire are one incident: no self-ban, no 418", function()
+  reset()
+  -- 8 requests leave at once; the server takes 5 and answers the rest 429, late (0.3 s): when the
+  -- first 429 comes back the other two are on the wire. Counted as repeated 429s, they would ban
+  -- the budget (ban.after_429s = 2).
+  mock("POST", "/_mock/limiter", { limit = 5, window = 1, kind = "fixed", ban = 30, delay_429 = 0.3 })
+  crowd("inflight", 8, 2)
+  local lim = mock("GET", "/_mock/limiter")
+  T.eq(lim.r418, 0)
+  T.ok(lim.inflight_429 >= 2, "429s met requests already on the wire: " .. lim.inflight_429)
+  local st = budget.status("inflight")
+  T.eq(st.metrics.bans, 0)
+  T.eq(st.banned_until, nil)
+  T.ok(st.metrics.throttled >= 3, "three 429s at least: " .. st.metrics.throttled)
+  T.ok(st.windows[1].effective <= 6, "the limit was learned: " .. st.windows[1].effective)
+  mock("DELETE", "/_mock/limiter")
+end)
+
+T.test("a declared limit above the server's is learned, then probed back up when the server allows it", function()
+  reset()
+  mock("POST", "/_mock/limiter", { limit = 6, window = 1, kind = "fixed", ban = 30 })   -- 60% of declared
+  crowd("learn", 2, 9)
+  local lim = mock("GET", "/_mock/limiter")
+  T.eq(lim.r418, 0)
+  T.eq(lim.admitted, 18)
+  T.ok(lim.max_used <= 6)
+  local st = budget.status("learn")
+  T.eq(st.metrics.bans, 0)
+  T.eq(st.windows[1].declared, 10)
+  T.eq(st.windows[1].limit, 10, "limit stays the declared figure")
+  T.ok(st.windows[1].learned and st.windows[1].effective <= 7, "learned: " .. st.windows[1].effective)
+  T.ok(st.windows[1].capacity == st.windows[1].effective, "the capacity follows the learned limit")
+  local a = open_alert("limit_learned", "learn")
+  T.ok(a, "a limit_learned alert is open")
+  T.ok(a.message:find("declared 10, learned [4-7]"), a.message)
+  -- the server restores its allowance: clean windows raise the limit back to the declared one
+  mock("POST", "/_mock/limiter", { limit = 10, window = 1, kind = "fixed", ban = 30 })
+  local t0 = time.monotonic()
+  while budget.status("learn").windows[1].learned and time.monotonic() - t0 < 20 do crowd("learn", 2, 2) end
+  st = budget.status("learn")
+  T.eq(st.windows[1].effective, 10, "back at the declared limit")
+  T.eq(st.windows[1].learned, false)
+  T.eq(mock("GET", "/_mock/limiter").r418, 0)
+  T.eq(open_alert("limit_learned", "learn"), nil, "the alert resolved")
+  mock("DELETE", "/_mock/limiter")
+end)
+
+T.test("without Retry-After the pause lasts until the exceeded window has passed", function()
+  reset()
+  -- GeckoTerminal style: no Retry-After; a request inside the server's penalty is a 418. Another
+  -- client on the same IP has used the server's window, so the budget has nothing to learn from:
+  -- only the pause stands between its retry and a ban.
+  mock("POST", "/_mock/limiter", { limit = 3, window = 2, ban = 30, retry_after = "none" })
+  for _ = 1, 3 do T.eq(T.ok(http.get(M .. "/echo")).status, 200) end
+  crowd("nora", 1, 3)
+  local lim = mock("GET", "/_mock/limiter")
+  T.ok(lim.r429 >= 1, "the server said 429 without Retry-After")
+  T.eq(lim.r418, 0, "nothing was sent inside the server's pause")
+  local log = mock("GET", "/_mock/requests?path=/echo")
+  for i, e in ipairs(log) do
+    if e.status == 429 then
+      T.ok(log[i + 1].time - e.time >= 1.9, "the next request waited for the window")
+    end
+  end
+  T.eq(budget.status("nora").metrics.bans, 0)
+  mock("DELETE", "/_mock/limiter")
+end)
+
 T.test("define: a script's default budget, unless config declares one; validated like config", function()
   local st = budget.define("from_script", { windows = { { per = "1m", limit = 50 } }, reserve = 0.2 })
   T.eq(st.windows[1].capacity, 40)

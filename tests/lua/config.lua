@@ -17,5 +17,9 @@ return {
     dead = { windows = { { per = 1, limit = 100 } }, backoff = fast, retries = 0,
              breaker = { failures = 3, cooldown = 1 } },
     header = { windows = { { per = "2s", limit = 10 } }, used_weight_header = "X-Used-Weight-2s" },
+    -- declared above what the mock's limiter allows: a ban after two 429s would end the tests
+    inflight = { windows = { { per = 1, limit = 10 } }, ban = { after_429s = 2, duration = 60 } },
+    learn = { windows = { { per = 1, limit = 10 } }, ban = { after_429s = 2, duration = 60 } },
+    nora = { windows = { { per = 2, limit = 6 } }, ban = { after_429s = 2, duration = 60 } },
   },
 }

@@ -91,8 +91,9 @@ Control API (never recorded, never counted, never faulted):
     POST   /_mock/limiter    enable the rate limiter (below), replacing its config, zeroing its
                              counters; answers the counters plus "ok"; 400 on an unknown key or a
                              bad value. {"limit": 0} disables it.
-    GET    /_mock/limiter    {"enabled","limit","window","ban","prefix","used" (weight in the
-                              window now),"requests","admitted","admitted_weight","r429","r418",
+    GET    /_mock/limiter    {"enabled","limit","window","kind","retry_after","ban","prefix",
+                              "used" (weight in the window now),"requests","admitted",
+                              "admitted_weight","r429","inflight_429","r418",
                               "bans","max_used" (most weight ever in one window),"first_admit",
                               "last_admit" (monotonic s since enabled, or null),"banned_for",
                               "paused_for" (s left, 0 when none)}
@@ -102,8 +103,10 @@ Control API (never recorded, never counted, never faulted):
     GET    /_mock/health     {"ok": true}
 
 Rate limiter (Binance / GeckoTerminal style, strict; off until configured). POST /_mock/limiter
-    {"limit": 10,           weight units per sliding `window` (the defaults are these values)
-     "window": 2.0,         seconds; a sliding log of (monotonic time, weight) of admitted requests
+    {"limit": 10,           weight units per `window` (the defaults are these values)
+     "window": 2.0,         seconds
+     "kind": "sliding",     "sliding": a log of (monotonic time, weight) of admitted requests;
+                            "fixed": counts reset at every multiple of `window` (monotonic clock)
      "ban": 5.0,            seconds of 418 ban for ignoring a 429
      "prefix": "/",         only paths starting with this are limited; /_mock/* never are
      "weight_param": "_w",  query parameter with the request's weight (default 1, non-integer 1,
@@ -111,15 +114,27 @@ Rate limiter (Binance / GeckoTerminal style, strict; off until configured). POST
      "used_header": "X-Used-Weight",  weight used in the window after admitting (like Binance's
                             X-MBX-USED-WEIGHT-1M) on admitted responses and 429s; null = none;
                             replaces a same-named header (e.g. the klines weight header)
-     "retry_after": null}   Retry-After of 429s: this number, or null = computed (below)
-    Each limited request (counted in "requests"), under one lock, now = time.monotonic():
+     "retry_after": null}   Retry-After of 429s: a number; "computed" (below); "none" = no header
+                            (GeckoTerminal sends none; the server's pause is the computed one);
+                            null = "none" on GeckoTerminal routes (/api/v2/), else "computed"
+     "delay_429": 0,        seconds a 429 takes to be written (a busy server answers late: requests
+                            sent meanwhile are on the wire when it arrives)
+     "grace": 0.05}         seconds after a 429 was written within which an arriving request was
+                            still sent before the client could read it (loopback, the client's
+                            loop, this server's thread scheduling); later ones ignored it
+    Each limited request (counted in "requests"), under one lock, now = time.monotonic(), arrived =
+    when its handler started (before its body was read):
     1. banned (now < ban end): 418 {"code":-1003,"msg":"banned"}, Retry-After = ceil(seconds left).
-    2. paused (a 429 was sent and its Retry-After has not passed): the client ignored it; start a
-       ban of `ban` seconds ("bans" += 1) and answer 418 as in 1.
-    3. drop log entries at least `window` old; if used + weight > limit: 429
-       {"code":-1003,"msg":"rate limited"}, Retry-After = "retry_after" or ceil(seconds until enough
-       old entries expire for this weight to fit; `window` if it never fits), at least 1; the pause
-       lasts that long. 429/418 skip fault rules, query faults and routing.
+    2. paused (a 429 was sent and its pause has not passed): a request that arrived more than
+       `grace` after that 429 was delivered (written out) ignored it: start a ban of `ban` seconds
+       ("bans" += 1) and answer 418 as in 1. One that arrived earlier was already on the wire: 429
+       again, same pause ("inflight_429" += 1, and "r429").
+    3. expire old weight (sliding: log entries at least `window` old; fixed: the count of an earlier
+       window); if used + weight > limit: 429 {"code":-1003,"msg":"rate limited"}; the pause lasts
+       ceil(seconds until enough old entries expire for this weight to fit, or the fixed window
+       ends; `window` if it never fits), at least 1, or "retry_after" when it is a number; the
+       Retry-After header says so unless in "none" mode. 429/418 skip fault rules, query faults
+       and routing.
     4. else admit: log (now, weight) and handle the request normally, adding used_header.
 """
 import argparse
@@ -419,7 +434,9 @@ class Limiter:
     time.monotonic unless a test swaps it."""
 
     DEFAULTS = {"limit": 10, "window": 2.0, "ban": 5.0, "prefix": "/", "weight_param": "_w",
-                "used_header": "X-Used-Weight", "retry_after": None}
+                "used_header": "X-Used-Weight", "retry_after": None, "kind": "sliding",
+                "delay_429": 0, "grace": 0.05}
+    GECKO_PREFIX = "/api/v2/"                    # GeckoTerminal sends no Retry-After
 
     def __init__(self, clock=time.monotonic):
         self.lock = threading.Lock()
@@ -449,8 +466,12 @@ class Limiter:
         if cfg["limit"] > 0:
             number("window", 0, strict=True)
             number("ban", 0)
-            if cfg["retry_after"] is not None:
+            if cfg["retry_after"] not in (None, "none", "computed"):
                 number("retry_after", 0)
+            number("delay_429", 0)
+            number("grace", 0)
+            if cfg["kind"] not in ("sliding", "fixed"):
+                raise ValueError('kind must be "sliding" or "fixed"')
         for k in ("prefix", "weight_param"):
             if not isinstance(cfg[k], str) or not cfg[k]:
                 raise ValueError("%s must be a non-empty string" % k)
@@ -467,9 +488,11 @@ class Limiter:
             self.log = collections.deque()       # (monotonic time, weight) of admitted requests
             self.used = 0                        # sum of the weights in self.log
             self.ban_until = self.pause_until = 0.0
+            self.delivered_at = None             # when the 429 that began the pause was written out
+            self.fixed_index = None              # fixed kind: the window the count belongs to
             self.t0 = self.clock()
             self.requests = self.admitted = self.admitted_weight = 0
-            self.r429 = self.r418 = self.bans = self.max_used = 0
+            self.r429 = self.r418 = self.bans = self.max_used = self.inflight_429 = 0
             self.first_admit = self.last_admit = None
 
     def disable(self):
@@ -486,20 +509,62 @@ class Limiter:
         return max(0, _int_or(vals[0], 1)) if vals else 1
 
     def _expire(self, now):
-        log, horizon = self.log, now - self.cfg["window"]
+        window = self.cfg["window"]
+        if self.cfg["kind"] == "fixed":
+            k = math.floor(now / window)
+            if k != self.fixed_index:
+                self.fixed_index, self.used = k, 0
+                self.log.clear()
+            return
+        log, horizon = self.log, now - window
         while log and log[0][0] <= horizon:
             self.used -= log.popleft()[1]
 
-    def check(self, path, weight):
+    def _wait(self, now, weight):
+        """Seconds until `weight` fits (at least 1, whole): the server's pause after a 429."""
+        cfg = self.cfg
+        if cfg["kind"] == "fixed":
+            wait = (self.fixed_index + 1) * cfg["window"] - now
+        else:                                    # until enough old weight leaves the window
+            wait, freed = cfg["window"], 0
+            for t, w in self.log:
+                freed += w
+                if self.used - freed + weight <= cfg["limit"]:
+                    wait = t + cfg["window"] - now
+                    break
+        return max(1, math.ceil(wait))
+
+    def _announce(self, path):
+        ra = self.cfg["retry_after"]
+        if ra is None:
+            return "none" if path.startswith(self.GECKO_PREFIX) else "computed"
+        return ra
+
+    def delivered(self):
+        """A 429 was written out: requests arriving from now on while paused ignored it."""
+        with self.lock:
+            if self.delivered_at is None and self.clock() < self.pause_until:
+                self.delivered_at = self.clock()
+
+    def check(self, path, weight, arrived=None):
         """Decide one request. -> None when not limited, else (status, headers, body):
         status 0 = admitted (headers to add to the normal response), 429 or 418."""
         with self.lock:
             if not self.enabled or not path.startswith(self.cfg["prefix"]):
                 return None
             cfg, now = self.cfg, self.clock()
+            arrived = now if arrived is None else arrived
             self.requests += 1
+            announce = self._announce(path)
+            if now < self.pause_until and now >= self.ban_until and \
+                    (self.delivered_at is None or arrived < self.delivered_at + cfg["grace"]):
+                self.r429 += 1                   # on the wire before the 429 went out: same pause
+                self.inflight_429 += 1
+                headers = [] if announce == "none" else \
+                    [("Retry-After", str(max(1, math.ceil(self.pause_until - now))))]
+                return 429, headers, dumps({"code": -1003, "msg": "rate limited"})
             if now < self.ban_until or now < self.pause_until:
-                if now >= self.ban_until:        # ignored a 429's Retry-After: ban
+                if now >= self.ban_until:        # ignored a delivered 429: ban
                     self.ban_until = now + cfg["ban"]
                     self.pause_until = 0.0
                     self.bans += 1
@@ -508,20 +573,13 @@ class Limiter:
                 return 418, [("Retry-After", str(wait))], dumps({"code": -1003, "msg": "banned"})
             self._expire(now)
             if self.used + weight > cfg["limit"]:
-                wait = cfg["retry_after"]
-                if wait is None:                 # until enough old weight leaves the window
-                    wait, freed = cfg["window"], 0
-                    for t, w in self.log:
-                        freed += w
-                        if self.used - freed + weight <= cfg["limit"]:
-                            wait = t + cfg["window"] - now
-                            break
-                    wait = max(1, math.ceil(wait))
-                elif float(wait).is_integer():
+                wait = announce if isinstance(announce, (int, float)) else self._wait(now, weight)
+                if float(wait).is_integer():
                     wait = int(wait)
                 self.pause_until = now + wait
+                self.delivered_at = None
                 self.r429 += 1
-                headers = [("Retry-After", str(wait))]
+                headers = [] if announce == "none" else [("Retry-After", str(wait))]
                 if cfg["used_header"]:
                     headers.append((cfg["used_header"], str(self.used)))
                 return 429, headers, dumps({"code": -1003, "msg": "rate limited"})
@@ -542,6 +600,8 @@ class Limiter:
                 self._expire(now)
             r3 = lambda v: None if v is None else round(v, 3)  # noqa: E731
             return {"enabled": self.enabled, "limit": cfg["limit"], "window": cfg["window"],
+                    "kind": cfg["kind"], "retry_after": cfg["retry_after"],
+                    "inflight_429": self.inflight_429,
                     "ban": cfg["ban"], "prefix": cfg["prefix"], "used": self.used,
                     "requests": self.requests, "admitted": self.admitted,
                     "admitted_weight": self.admitted_weight, "r429": self.r429,
@@ -626,6 +686,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch(self):
         st = self.server.state
+        arrived = st.limiter.clock()             # before the body: when the request was on the wire
         url = urlsplit(self.path)
         path = unquote(url.path)
         qs = parse_qs(url.query, keep_blank_values=True)
@@ -643,7 +704,7 @@ class Handler(BaseHTTPRequestHandler):
                 st.connections += 1
         entry = {"method": self.command, "path": path, "query": query,
                  "headers": self.header_dict(), "time": time.time(), "status": None, "fault": None}
-        limited = st.limiter.check(path, weight)
+        limited = st.limiter.check(path, weight, arrived)
         limit_headers = []
         if limited is not None:
             entry["weight"] = weight
@@ -653,7 +714,12 @@ class Handler(BaseHTTPRequestHandler):
             status, limit_headers, payload = limited
             if status:                           # 429/418: before rules, faults and routing
                 st.sent(entry, status)
-                return self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
+                if status == 429 and st.limiter.cfg["delay_429"]:
+                    time.sleep(st.limiter.cfg["delay_429"])
+                self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
+                if status == 429:
+                    st.limiter.delivered()
+                return
 
         picked = st.pick_fault(self.command, path, query)
         fault = dict(picked[1]) if picked else {}

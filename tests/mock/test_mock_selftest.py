@@ -356,7 +356,7 @@ class MockTest(unittest.TestCase):
         self.assertEqual((c["requests"], c["admitted"], c["r429"], c["window"]), (2, 1, 1, 2.0))
 
     def test_limiter_ban(self):
-        self.limiter(limit=1, window=0.5, ban=1.0)
+        self.limiter(limit=1, window=0.5, ban=1.0, grace=0)   # this client reads each 429 first
         self.assertEqual(self.call("GET", "/static/hello.json")[0], 200)
         self.assertEqual(self.call("GET", "/static/hello.json")[0], 429)
         for _ in range(3):                                # ignored the 429, then keeps knocking
@@ -441,6 +441,7 @@ class MockTest(unittest.TestCase):
         now[0] = 103.0
         st, hdrs, _ = lim.check("/x", 2)                  # needs the 3 at t=100 gone: at 110
         self.assertEqual((st, hdrs[0]), (429, ("Retry-After", "7")))
+        lim.delivered()                                   # the 429 is written out at 103
         now[0] = 109.9                                    # still paused: ban
         st, hdrs, _ = lim.check("/x", 1)
         self.assertEqual((st, hdrs), (418, [("Retry-After", "30")]))
@@ -454,6 +455,48 @@ class MockTest(unittest.TestCase):
         c = lim.counters()
         self.assertEqual((c["admitted"], c["r429"], c["r418"], c["bans"], c["max_used"]), (3, 2, 2, 1, 10))
         self.assertEqual((c["first_admit"], c["last_admit"], c["paused_for"]), (0.0, 40.0, 10.0))
+
+    def test_limiter_in_flight_fixed_and_no_retry_after(self):
+        # A request on the wire before the 429 went out gets a 429 (same pause), one sent after: 418.
+        now = [100.0]
+        lim = mock_http.Limiter(clock=lambda: now[0])
+        lim.configure({"limit": 2, "window": 10.0, "ban": 30.0, "kind": "fixed", "used_header": None,
+                       "grace": 0.1})
+        self.assertEqual([lim.check("/x", 1)[0] for _ in range(2)], [0, 0])
+        now[0] = 101.0
+        st, hdrs, _ = lim.check("/x", 1, arrived=101.0)   # fixed window [100, 110): 9 s to go
+        self.assertEqual((st, hdrs), (429, [("Retry-After", "9")]))
+        st, hdrs, _ = lim.check("/x", 1, arrived=100.9)   # in flight: not delivered yet
+        self.assertEqual(st, 429)
+        lim.delivered()
+        st, _, _ = lim.check("/x", 1, arrived=101.05)     # within the grace after the delivery
+        self.assertEqual(st, 429)
+        now[0] = 101.5
+        self.assertEqual(lim.check("/x", 1, arrived=101.4)[0], 418)   # sent after it was delivered
+        c = lim.counters()
+        self.assertEqual((c["r429"], c["inflight_429"], c["r418"], c["bans"], c["kind"]), (3, 2, 1, 1, "fixed"))
+        # fixed windows: the count resets at the boundary, not a window after each admission
+        lim.configure({"limit": 2, "window": 10.0, "kind": "fixed", "used_header": None})
+        now[0] = 119.0
+        self.assertEqual([lim.check("/x", 1)[0] for _ in range(3)], [0, 0, 429])
+        now[0] = 120.0
+        self.assertEqual(lim.check("/x", 1)[0], 0)
+        # no Retry-After: "none", and by default on GeckoTerminal routes; the pause still holds
+        lim.configure({"limit": 1, "window": 60.0, "ban": 30.0, "prefix": "/"})
+        self.assertEqual(lim.check("/api/v2/networks", 1)[0], 0)
+        st, hdrs, _ = lim.check("/api/v2/networks", 1)
+        self.assertEqual((st, hdrs), (429, [("X-Used-Weight", "1")]))
+        lim.delivered()
+        now[0] = 121.0
+        self.assertEqual(lim.check("/api/v2/networks", 1, arrived=121.0)[0], 418, "inside the unannounced pause")
+        lim.configure({"limit": 1, "window": 60.0, "retry_after": "none", "used_header": None})
+        lim.check("/echo", 1)
+        self.assertEqual(lim.check("/echo", 1)[:2], (429, []))
+        lim.configure({"limit": 1, "window": 60.0, "retry_after": "computed", "used_header": None})
+        lim.check("/api/v2/x", 1)
+        self.assertEqual(lim.check("/api/v2/x", 1)[:2], (429, [("Retry-After", "60")]))
+        for bad in ({"limit": 1, "kind": "tumbling"}, {"limit": 1, "retry_after": "never"}):
+            self.assertRaises(ValueError, lim.configure, bad)
 
     # ---- plain routes
 

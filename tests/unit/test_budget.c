@@ -1,7 +1,8 @@
 /*
-** tests/unit/test_budget.c - the window arithmetic of runtime/budget.c: sliding windows hold an
-** admission for one window plus a margin (one slot, at least 100 ms), report when the next weight
-** fits, and forget what has expired; fixed windows follow UTC days and calendar months.
+** tests/unit/test_budget.c - the window arithmetic of runtime/budget_window.c: sliding windows hold
+** an admission for one window plus a margin (one slot, at least 100 ms), report when the next
+** weight fits, and forget what has expired; fixed windows follow UTC days and calendar months; a
+** learned limit lowers the capacity; a rejected request's weight can be taken back.
 */
 #include <math.h>
 
@@ -19,14 +20,14 @@ static void test_sliding_admits_up_to_capacity(void) {
     CHECK(rt_window_fits_at(&w, 1, t) == t);
     rt_window_charge(&w, 1);
   }
-  CHECK(w.used == 600);
+  CHECK(w.st->used == 600);
   double at = rt_window_fits_at(&w, 1, t);
   /* everything was charged in the slot starting at t: it is released one window and one slot later */
   CHECK(at >= t + 10 && at <= t + 10 + 2 * 0.1 + 1e-6);
   rt_window_advance(&w, at - 0.001);
-  CHECK(w.used == 600);
+  CHECK(w.st->used == 600);
   rt_window_advance(&w, at);
-  CHECK(w.used == 0);
+  CHECK(w.st->used == 0);
 }
 
 static void test_sliding_releases_oldest_first(void) {
@@ -43,7 +44,7 @@ static void test_sliding_releases_oldest_first(void) {
   CHECK(b >= t0 + 1.6 - 1e-9 && b < t0 + 1.65);
   CHECK(isinf(rt_window_fits_at(&w, 11, t0 + 0.5)));
   rt_window_advance(&w, t0 + 100);             /* long idle: everything expired at once */
-  CHECK(w.used == 0);
+  CHECK(w.st->used == 0);
   CHECK(rt_window_fits_at(&w, 10, t0 + 100) == t0 + 100);
 }
 
@@ -57,9 +58,9 @@ static double next_burst_after_slot(double per, double cap, double t) {
   double at = rt_window_fits_at(&w, 1, t);
   CHECK(at - t >= per + 0.1 - 1e-9);           /* never less than the 100 ms floor */
   rt_window_advance(&w, at - 1e-4);
-  CHECK(w.used == cap);                        /* still held just before */
+  CHECK(w.st->used == cap);                        /* still held just before */
   rt_window_advance(&w, at);
-  CHECK(w.used == 0);                          /* the whole burst leaves at once */
+  CHECK(w.st->used == 0);                          /* the whole burst leaves at once */
   CHECK(rt_window_fits_at(&w, cap, at) == at);
   return at - (floor(t / w.slot) + 1) * w.slot;
 }
@@ -133,7 +134,7 @@ static void test_fixed_day_and_month(void) {
   rt_window_charge(&d, 100);
   CHECK(rt_window_fits_at(&d, 1, t) == 1764547200.0 + 86400);
   rt_window_advance(&d, 1764547200.0 + 86400);
-  CHECK(d.used == 0);
+  CHECK(d.st->used == 0);
 }
 
 static void test_priority_names(void) {
@@ -141,6 +142,35 @@ static void test_priority_names(void) {
   CHECK_EQ_INT(rt_prio_parse("discovery"), RT_PRIO_DISCOVERY);
   CHECK_EQ_INT(rt_prio_parse("urgent"), -1);
   CHECK_STR(rt_prio_name(RT_PRIO_BACKFILL), "backfill");
+}
+
+static void test_learned_limit_and_uncharge(void) {
+  rt_window_t w;
+  rt_window_init(&w, 10, 0, 100, 90);          /* 10% reserve */
+  double t = 1000.0;
+  rt_window_advance(&w, t);
+  CHECK(rt_window_limit(&w) == 100 && rt_window_capacity(&w) == 90);
+  w.st->eff = 60;                              /* learned: the reserve share still applies */
+  CHECK(rt_window_limit(&w) == 60);
+  CHECK(fabs(rt_window_capacity(&w) - 54) < 1e-9);
+  for (int i = 0; i < 54; i++) rt_window_charge(&w, 1);
+  CHECK(rt_window_fits_at(&w, 1, t) > t);      /* full at the learned capacity */
+  w.st->eff = 150;                             /* never above the declared limit */
+  CHECK(rt_window_limit(&w) == 100);
+  w.st->eff = 60;
+  rt_window_advance(&w, t + 0.25);
+  rt_window_charge(&w, 1);
+  rt_window_uncharge(&w, 1, t + 0.25);         /* the server rejected it */
+  CHECK(w.st->used == 54);
+  CHECK(rt_window_fits_at(&w, 1, t + 0.25) > t + 0.25);
+  rt_window_uncharge(&w, 5, t);                /* earlier admissions still held */
+  CHECK(w.st->used == 49);
+  CHECK(rt_window_fits_at(&w, 1, t + 0.25) == t + 0.25);
+  rt_window_advance(&w, t + 50);
+  rt_window_uncharge(&w, 1, t);                /* expired long ago: nothing to take back */
+  CHECK(w.st->used == 0);
+  CHECK(rt_window_fits_at(&w, 54, t + 50) == t + 50);
+  CHECK(rt_window_fits_at(&w, 80, t + 50) == t + 50);   /* above the learned, within the declared */
 }
 
 int main(void) {
@@ -151,5 +181,6 @@ int main(void) {
   RUN(test_never_more_than_capacity_in_any_window);
   RUN(test_fixed_day_and_month);
   RUN(test_priority_names);
+  RUN(test_learned_limit_and_uncharge);
   return CHECK_DONE();
 }
