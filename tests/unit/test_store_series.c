@@ -456,6 +456,39 @@ static void test_migrate_old_database(void) {
   free(trad);
 }
 
+/* Two processes (two connections) migrating the same file at once, writing meanwhile: each batch is
+** whole, the second finds the work done by the first, and the end is the same rows. */
+static void test_migrate_two_processes(void) {
+  const char *path = tmp_path("v4two.db");
+  make_v4(path, 30);
+  sqlite3 *raw;
+  sqlite3_open(path, &raw);
+  size_t tl;
+  char *trad = snapshot(raw, TRADES, &tl);
+  sqlite3_close(raw);
+  rt_store_t *a = open_ok(path), *b = open_ok(path);
+  if (!a || !b) return;
+  int ra = 1, rb = 1, turns = 0;
+  int64_t total = 0;
+  while ((ra == 1 || rb == 1) && turns++ < 1000) {
+    if (ra == 1) ra = migrate(a, 4, 1, &total);
+    if (rb == 1) rb = migrate(b, 5, 1, &total);
+    if (turns == 3) CHECK_EQ_INT(put_candle(b, "binance_spot", "BTCUSDT", "1m", 1700000000 + 29 * 60, 2.0), 2);
+    if (turns == 3) CHECK_EQ_INT(put_candle(b, "binance_spot", "BTCUSDT", "1m", 1700000000 + 29 * 60, 2.0), 0);
+  }
+  CHECK_EQ_INT(ra, 0);
+  CHECK_EQ_INT(rb, 0);
+  CHECK_EQ_INT(total, 150 + 60 - 1);          /* every row once; the written one moved by its writer */
+  CHECK(!rt_store_series_migrating(a) && !rt_store_series_migrating(b));
+  CHECK(same_as(rt_store_db(a), TRADES, trad, tl));
+  CHECK_EQ_INT(query_int(rt_store_db(a), "SELECT count(*) FROM candles"), 150);
+  CHECK_EQ_INT(query_int(rt_store_db(b), "SELECT close FROM candles WHERE instrument = 'BTCUSDT' AND ts = 1700001740"), 2);
+  CHECK_EQ_INT(put_candle(a, "binance_spot", "BTCUSDT", "1m", 1700000000 + 29 * 60, 2.0), 0);   /* a sees b's row */
+  rt_store_close(a);
+  rt_store_close(b);
+  free(trad);
+}
+
 /* Copies that do not read back equal stop the migration before anything is deleted. */
 static void test_migrate_verifies(void) {
   const char *path = tmp_path("v4bad.db");
@@ -499,6 +532,7 @@ int main(void) {
   RUN(test_rollback_forgets_ids);
   RUN(test_query_plans);
   RUN(test_migrate_old_database);
+  RUN(test_migrate_two_processes);
   RUN(test_migrate_verifies);
   rm_tmpdir();
   return CHECK_DONE();
