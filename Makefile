@@ -9,6 +9,9 @@ JOBS ?= 2
 
 .PHONY: deps build run test test-plain test-asan bench clean
 
+# The last commit before the series layout (issue 18): the baseline of tests/bench/run_series.py.
+PRE_SERIES = 323917e
+
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -40,6 +43,12 @@ bench: deps
 	python3 tests/bench/run_budget.py --candled build-rel/candled
 	python3 tests/bench/run_gecko_backfill.py --candled build-rel/candled
 	python3 tests/bench/run_reload.py --candled build-rel/candled
+	rm -rf build-old && mkdir -p build-old/src && git archive $(PRE_SERIES) | tar -x -C build-old/src
+	cmake -S build-old/src -B build-old -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-old -j$(JOBS) --target candled sqlite_ceiling
+	python3 tests/bench/run_series.py --candled build-rel/candled --old-candled build-old/candled \
+	  --ceiling build-rel/tests/bench/sqlite_ceiling --old-ceiling build-old/tests/bench/sqlite_ceiling
+	python3 tests/bench/run_migrate.py --candled build-rel/candled
 
 clean:
-	rm -rf build build-asan build-rel
+	rm -rf build build-asan build-rel build-old

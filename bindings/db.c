@@ -9,6 +9,9 @@
 **   version, err, code  = db.migrate(name, {step1, step2, ...})   -- steps: SQL text or function()
 **   path                = db.path()
 **
+** db.upsert into `candles` or `trades` (views over the series catalogue) goes through the store's
+** series writer: the same options, checks and counts, the rows written by series id.
+**
 ** Parameters are bound, never interpolated: nil -> NULL, boolean -> 0/1, integer, float, string.
 ** SQL that does not compile raises (a bug in the script); failures while running (constraint, busy,
 ** I/O) return nil, message, "SQLITE_<CODE>". The calls run synchronously on the loop thread.
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "runtime/store.h"
+#include "runtime/store_series.h"
 
 static rt_store_t *check_store(lua_State *L, const char *fn) {
   rt_store_t *s = rt_from_lua(L)->store;
@@ -229,6 +233,115 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
   luaL_pushresult(&b);                         /* [insert update] ("" when there is nothing to update) */
 }
 
+/* Push row r of the batch at `rows`; raises, after rolling back, when it is not a table. Returns its
+** stack index; *positional tells an array row from one keyed by column name. */
+static int push_row_of(lua_State *L, rt_store_t *s, int rows, lua_Integer r, int *positional) {
+  if (lua_rawgeti(L, rows, r) != LUA_TTABLE) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
+  }
+  int row = lua_gettop(L);
+  *positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
+  lua_pop(L, 1);
+  return row;
+}
+
+/* Push cell i (1-based) of a row, by position or by name; raises, after rolling back the batch, for
+** a value SQLite cannot store. Returns 1 when the cell is not nil. */
+static int push_cell(lua_State *L, rt_store_t *s, int row, int positional, int i, const char *name,
+                     const char *table, lua_Integer r) {
+  int t = positional ? lua_rawgeti(L, row, i) : lua_getfield(L, row, name);
+  if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, name, lua_typename(L, t));
+  }
+  return t != LUA_TNIL;
+}
+
+/* A row keyed by name with a field outside the column list would lose it: raise, after rolling back. */
+static void check_fields(lua_State *L, rt_store_t *s, int row, int present, const char *table, lua_Integer r,
+                         int ncol) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, row)) {
+    n++;
+    lua_pop(L, 1);
+  }
+  if (n != present) {
+    rt_store_rollback(s);
+    luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)", table, (int)r,
+               ncol);
+  }
+}
+
+/* The Lua value at idx as a store value (strings stay on the Lua stack while the store uses them). */
+static void to_store_value(lua_State *L, int idx, rt_store_value_t *v) {
+  switch (lua_type(L, idx)) {
+  case LUA_TBOOLEAN: *v = (rt_store_value_t){SQLITE_INTEGER, lua_toboolean(L, idx), 0, NULL, 0}; break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) *v = (rt_store_value_t){SQLITE_INTEGER, lua_tointeger(L, idx), 0, NULL, 0};
+    else *v = (rt_store_value_t){SQLITE_FLOAT, 0, lua_tonumber(L, idx), NULL, 0};
+    break;
+  case LUA_TSTRING: v->type = SQLITE_TEXT; v->s = lua_tolstring(L, idx, &v->n); break;
+  default: *v = (rt_store_value_t){SQLITE_NULL, 0, 0, NULL, 0};
+  }
+}
+
+/* db.upsert into candles or trades: the store's series writer (the views' rows are keyed by a
+** series id). Same options, checks and counts as the generic path below. */
+static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int rows, int cols, int ncol,
+                         int keys, int nkeys, int do_update) {
+  const char *names[200], *knames[200];
+  char err[256];
+  for (int i = 0; i < ncol; i++) {
+    lua_rawgeti(L, cols, i + 1);
+    names[i] = lua_tostring(L, -1);            /* kept alive by the cols table */
+    lua_pop(L, 1);
+  }
+  if (nkeys > 200) luaL_error(L, "db.upsert %s: too many keys (%d)", table, nkeys);
+  for (int k = 0; k < nkeys; k++) {
+    lua_rawgeti(L, keys, k + 1);
+    knames[k] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  int rc = rt_store_series_begin(s, table, names, ncol, knames, nkeys, do_update, err, sizeof err);
+  if (rc != SQLITE_OK) luaL_error(L, "db.upsert %s: %s", table, err);
+  luaL_checkstack(L, ncol + 8, "db.upsert: too many columns");
+  if ((rc = rt_store_begin(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
+  rt_store_value_t vals[200];
+  lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows), inserted = 0, updated = 0;
+  for (lua_Integer r = 1; r <= nrows; r++) {
+    int positional, row = push_row_of(L, s, rows, r, &positional), present = 0;
+    for (int i = 0; i < ncol; i++) {
+      present += push_cell(L, s, row, positional, i + 1, names[i], table, r);
+      if (lua_type(L, -1) == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);
+      to_store_value(L, -1, &vals[i]);         /* the value stays on the stack until the put */
+    }
+    if (!positional) check_fields(L, s, row, present, table, r, ncol);
+    int result;
+    rc = rt_store_series_put(s, vals, &result);
+    lua_settop(L, row - 1);                    /* the values and the row */
+    if (rc != SQLITE_OK) {
+      char where[96];
+      snprintf(where, sizeof where, "db.upsert %s", table);
+      push_sql_fail(L, s, rc, where);
+      rt_store_rollback(s);
+      return 3;
+    }
+    inserted += result == 1;
+    updated += result == 2;
+  }
+  if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+    push_sql_fail(L, s, rc, "db.upsert commit");
+    rt_store_rollback(s);
+    return 3;
+  }
+  rtl_count_rows(L, inserted + updated);
+  lua_pushinteger(L, inserted);
+  lua_pushinteger(L, updated);
+  return 2;
+}
+
 /* db.upsert(table, rows, {keys=..., columns=..., update=true}) -> inserted, updated */
 static int rtl_db_upsert(lua_State *L) {
   static const char *const allowed[] = {"keys", "columns", "update", NULL};
@@ -273,6 +386,7 @@ static int rtl_db_upsert(lua_State *L) {
     if (!found) luaL_error(L, "db.upsert: key '%s' is not among the columns", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
+  if (rt_store_series_table(table)) return upsert_series(L, s, table, 2, cols, ncol, keys, nkeys, do_update);
   upsert_sql(L, table, cols, ncol, keys, nkeys, iskey, do_update);  /* 6 insert, 7 update */
   size_t ulen;
   lua_tolstring(L, 7, &ulen);
@@ -295,38 +409,13 @@ static int rtl_db_upsert(lua_State *L) {
   if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
   lua_Integer inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
-    if (lua_rawgeti(L, 2, r) != LUA_TTABLE) {
-      rt_store_rollback(s);
-      luaL_error(L, "db.upsert: row %d is a %s, not a table", (int)r, luaL_typename(L, -1));
-    }
-    int row = lua_gettop(L);
-    int positional = lua_rawgeti(L, row, 1) != LUA_TNIL;
-    lua_pop(L, 1);
-    int present = 0;
+    int positional, row = push_row_of(L, s, 2, r, &positional), present = 0;
     for (int i = 1; i <= ncol; i++) {
-      int t = positional ? lua_rawgeti(L, row, i) : lua_getfield(L, row, names[i]);
-      if (t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA || t == LUA_TTHREAD) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d column '%s': cannot store a %s", table, (int)r, names[i],
-                   lua_typename(L, t));
-      }
-      present += (t != LUA_TNIL);
+      present += push_cell(L, s, row, positional, i, names[i], table, r);
       bind_value(L, ins, i, -1, "db.upsert");
       lua_pop(L, 1);
     }
-    if (!positional) {                         /* a key outside the column list would be lost data */
-      int nkeys_row = 0;
-      lua_pushnil(L);
-      while (lua_next(L, row)) {
-        nkeys_row++;
-        lua_pop(L, 1);
-      }
-      if (nkeys_row != present) {
-        rt_store_rollback(s);
-        luaL_error(L, "db.upsert %s: row %d has a field that is not among the columns (%d columns)",
-                   table, (int)r, ncol);
-      }
-    }
+    if (!positional) check_fields(L, s, row, present, table, r, ncol);
     rc = sqlite3_step(ins);
     sqlite3_reset(ins);
     if (rc != SQLITE_DONE) goto failed;

@@ -30,6 +30,7 @@ static const rt_cfield_t database_fields[] = {
   {"path", RT_CT_STRING, NULL, NULL, "data/candled.db", 0, NULL, 0, 0},
   {"busy_timeout_ms", RT_CT_INTEGER, NULL, NULL, "5000", 0, NULL, 0, 3600000},
   {"allow_unsafe_sql", RT_CT_BOOLEAN, NULL, NULL, "false", 0, NULL, 0, 0},   /* ATTACH, durability pragmas */
+  {"migrate_batch", RT_CT_INTEGER, NULL, NULL, "1000", 0, NULL, 0, 0},   /* series layout (issue 18); range: main.c */
   END};
 static const rt_cfield_t log_fields[] = {
   {"level", RT_CT_STRING, NULL, NULL, "info", 0, log_levels, 0, 0},

@@ -16,6 +16,7 @@
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
+#include "runtime/migrate.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
 #include "runtime/repl.h"
@@ -169,6 +170,7 @@ void rt_close(rt_t *rt) {
   rt->stopping = 1;
   rt_task_cancel_all(rt);
   stop_handles(rt);
+  rt_migrate_stop(rt->migrate);          /* between batches; freed in the run below */
   rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */

@@ -32,6 +32,7 @@
 #include "runtime/config.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
+#include "runtime/migrate.h"
 #include "runtime/repl.h"
 #include "runtime/repl_client.h"
 #include "runtime/rt.h"
@@ -220,6 +221,14 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
   const char *db = lua_tostring(L, -1);
   rt_config_get(L, -2, "database.busy_timeout_ms");
   int busy = (int)lua_tointeger(L, -1);
+  rt_config_get(L, -3, "database.migrate_batch");
+  lua_Integer migrate_batch = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  if (migrate_batch < 1 || migrate_batch > 1000000) {
+    fprintf(stderr, "candled: %s: database.migrate_batch must be from 1 to 1000000, not %lld\n",
+            have_file || explicit_config ? config_path : "(defaults)", (long long)migrate_batch);
+    return 1;
+  }
   if (mkdirs_for(db) < 0) {
     fprintf(stderr, "candled: database.path %s: cannot create its directory: %s\n", db, strerror(errno));
     return 1;
@@ -234,6 +243,7 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
   rt_store_guard(rt->store, lua_toboolean(L, -1));
   lua_pop(L, 1);
   rt->checkpoint = rt_checkpoint_start(&rt->loop, rt->store, rt->log, 1000);
+  rt_migrate_start(rt, (int)migrate_batch);         /* an old database's rows, while the loop runs */
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
   rt_config_get(L, -1, "runtime.alert_after_failures");
   rt->alert_after_failures = (int)lua_tointeger(L, -1);

@@ -19,6 +19,7 @@ typedef struct rt_task_s rt_task_t;
 typedef struct rt_http_s rt_http_t;
 typedef struct rt_store_s rt_store_t;
 typedef struct rt_checkpoint_s rt_checkpoint_t;
+typedef struct rt_migrate_s rt_migrate_t;
 typedef struct rt_sched_s rt_sched_t;
 typedef struct rt_budgets_s rt_budgets_t;
 typedef struct rt_repl_s rt_repl_t;
@@ -43,6 +44,7 @@ struct rt_s {
   rt_http_t *http;
   rt_store_t *store;        /* NULL until the database is opened */
   rt_checkpoint_t *checkpoint; /* the store's WAL checkpoints off the loop thread (checkpoint.c) */
+  rt_migrate_t *migrate;    /* the series-layout migration while one runs (migrate.c); else NULL */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
   rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */

@@ -7,6 +7,8 @@
 */
 #include "runtime/store.h"
 
+#include "runtime/store_series_int.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,18 @@ struct rt_store_s {
   int depth;                   /* transaction nesting: 0 none, 1 BEGIN, >1 savepoints */
   uint64_t clock;
   cache_entry_t cache[STMT_CACHE];
+  rt_store_series_t *series;   /* the series catalogue's cache and writer (store_series.c); owned */
 };
+
+/* Trigger SQL of migration 6: the catalogue id of the row `w` (NEW or OLD), and the start of an
+** INSTEAD OF trigger that first makes sure NEW's series is catalogued (never a conflict, so an outer
+** OR REPLACE cannot replace a catalogue row). */
+#define SERIES_ID(w) "(SELECT id FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
+  " AND timeframe = " w ".timeframe)"
+#define SERIES_ENSURE(name, on, w) "CREATE TRIGGER " name " INSTEAD OF " on " BEGIN" \
+  "  INSERT INTO series (source, instrument, timeframe) SELECT " w ".source, " w ".instrument, " w ".timeframe" \
+  "  WHERE NOT EXISTS (SELECT 1 FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
+  "    AND timeframe = " w ".timeframe);"
 
 /* The runtime's own tables and the core market-data tables (design.md §7). Append, never edit:
 ** each string is one migration version. */
@@ -91,6 +104,72 @@ static const char *const core_steps[] = {
   "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
   "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
   "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;",
+  /* 5: the series catalogue (store_series.h). Candles and trades are rows keyed by a series id;
+  ** the views `candles` and `trades` (store_series_views.c) keep the columns readers use. The tables of
+  ** the layout before are renamed, and their rows moved in verified batches
+  ** (store_migrate_series.c) while the daemon runs. */
+  "CREATE TABLE series ("
+  "  id INTEGER PRIMARY KEY, source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
+  "  UNIQUE (source, instrument, timeframe));"
+  "CREATE TABLE bars ("
+  "  series INTEGER NOT NULL, ts INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL,"
+  "  volume REAL, quote_volume REAL, trades INTEGER, PRIMARY KEY (series, ts)) WITHOUT ROWID;"
+  "CREATE TABLE ticks ("
+  "  series INTEGER NOT NULL, trade_id TEXT NOT NULL, ts INTEGER NOT NULL, price REAL, amount REAL,"
+  "  volume_usd REAL, side TEXT, PRIMARY KEY (series, trade_id)) WITHOUT ROWID;"
+  "CREATE INDEX ticks_by_time ON ticks (series, ts);"
+  /* legacy_alter_table: a user's own view or trigger naming candles keeps naming candles (the
+  ** view over the catalogue), instead of being rewritten to the table that goes away */
+  "PRAGMA legacy_alter_table = ON;"
+  "ALTER TABLE candles RENAME TO candles_v4;"
+  "ALTER TABLE trades RENAME TO trades_v4;"
+  "PRAGMA legacy_alter_table = OFF;",
+  /* 6: the series bookkeeping keyed by series id. `backfill` and `empty_intervals` become views
+  ** with the columns of step 4 (INSTEAD OF triggers take writes); their rows are copied here (one
+  ** per series and known-empty range: small next to the candles). */
+  "CREATE TABLE series_backfill ("
+  "  series INTEGER PRIMARY KEY, target INTEGER NOT NULL, before INTEGER,"
+  "  complete INTEGER NOT NULL DEFAULT 0, first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0,"
+  "  rows INTEGER NOT NULL DEFAULT 0, gaps_checked INTEGER, updated REAL);"
+  "CREATE TABLE series_empty ("
+  "  series INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,"
+  "  PRIMARY KEY (series, start)) WITHOUT ROWID;"
+  "INSERT INTO series (source, instrument, timeframe)"
+  "  SELECT source, instrument, timeframe FROM backfill"
+  "  UNION SELECT source, instrument, timeframe FROM empty_intervals"
+  "  EXCEPT SELECT source, instrument, timeframe FROM series;"
+  "INSERT INTO series_backfill SELECT s.id, b.target, b.before, b.complete, b.first_ts, b.pages, b.rows,"
+  "  b.gaps_checked, b.updated FROM backfill b JOIN series s"
+  "  ON s.source = b.source AND s.instrument = b.instrument AND s.timeframe = b.timeframe;"
+  "INSERT INTO series_empty SELECT s.id, e.start, e.stop FROM empty_intervals e JOIN series s"
+  "  ON s.source = e.source AND s.instrument = e.instrument AND s.timeframe = e.timeframe;"
+  "DROP TABLE backfill;"
+  "DROP TABLE empty_intervals;"
+  "CREATE VIEW backfill AS SELECT s.source AS source, s.instrument AS instrument,"
+  "  s.timeframe AS timeframe, b.target AS target, b.before AS before, b.complete AS complete,"
+  "  b.first_ts AS first_ts, b.pages AS pages, b.rows AS rows, b.gaps_checked AS gaps_checked,"
+  "  b.updated AS updated FROM series s JOIN series_backfill b ON b.series = s.id;"
+  "CREATE VIEW empty_intervals AS SELECT s.source AS source, s.instrument AS instrument,"
+  "  s.timeframe AS timeframe, e.start AS start, e.stop AS stop"
+  "  FROM series s JOIN series_empty e ON e.series = s.id;"
+  SERIES_ENSURE("backfill_insert", "INSERT ON backfill", "NEW")
+  "  INSERT INTO series_backfill VALUES (" SERIES_ID("NEW") ", NEW.target, NEW.before,"
+  "    coalesce(NEW.complete, 0), NEW.first_ts, coalesce(NEW.pages, 0), coalesce(NEW.rows, 0),"
+  "    NEW.gaps_checked, NEW.updated); END;"
+  SERIES_ENSURE("backfill_update", "UPDATE ON backfill", "NEW")
+  "  UPDATE series_backfill SET series = " SERIES_ID("NEW") ", target = NEW.target,"
+  "    before = NEW.before, complete = NEW.complete, first_ts = NEW.first_ts, pages = NEW.pages,"
+  "    rows = NEW.rows, gaps_checked = NEW.gaps_checked, updated = NEW.updated"
+  "    WHERE series = " SERIES_ID("OLD") "; END;"
+  "CREATE TRIGGER backfill_delete INSTEAD OF DELETE ON backfill BEGIN"
+  "  DELETE FROM series_backfill WHERE series = " SERIES_ID("OLD") "; END;"
+  SERIES_ENSURE("empty_intervals_insert", "INSERT ON empty_intervals", "NEW")
+  "  INSERT INTO series_empty VALUES (" SERIES_ID("NEW") ", NEW.start, NEW.stop); END;"
+  SERIES_ENSURE("empty_intervals_update", "UPDATE ON empty_intervals", "NEW")
+  "  UPDATE series_empty SET series = " SERIES_ID("NEW") ", start = NEW.start, stop = NEW.stop"
+  "    WHERE series = " SERIES_ID("OLD") " AND start = OLD.start; END;"
+  "CREATE TRIGGER empty_intervals_delete INSTEAD OF DELETE ON empty_intervals BEGIN"
+  "  DELETE FROM series_empty WHERE series = " SERIES_ID("OLD") " AND start = OLD.start; END;",
 };
 
 static uint32_t hash_sql(const char *s, size_t n) {
@@ -102,6 +181,7 @@ static uint32_t hash_sql(const char *s, size_t n) {
 const char *rt_store_errmsg(rt_store_t *s) { return sqlite3_errmsg(s->db); }
 sqlite3 *rt_store_db(rt_store_t *s) { return s->db; }
 const char *rt_store_path(const rt_store_t *s) { return s->path; }
+rt_store_series_t *rt_store_series_of(rt_store_t *s) { return s->series; }
 int rt_store_tx_depth(const rt_store_t *s) { return s->depth; }
 
 const char *rt_store_code_name(int rc) {
@@ -146,6 +226,7 @@ rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size
   if (rt_store_migrate(s, "core", core_steps, (int)(sizeof core_steps / sizeof *core_steps), err,
                        errlen) != SQLITE_OK)
     goto fail;
+  if (!(s->series = rt_store_series_open(s, err, errlen))) goto fail;
   /* A run still marked running was cut short by a crash or kill -9. */
   rt_store_exec(s, "UPDATE runs SET status = 'interrupted', ended = started WHERE status = 'running'");
   return s;
@@ -158,6 +239,7 @@ void rt_store_close(rt_store_t *s) {
   if (!s) return;
   if (s->db) {
     if (s->depth > 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    rt_store_series_close(s->series);
     for (int i = 0; i < STMT_CACHE; i++) {
       sqlite3_finalize(s->cache[i].stmt);
       free(s->cache[i].sql);
@@ -237,6 +319,7 @@ int rt_store_rollback(rt_store_t *s) {
   if (s->depth == 1) snprintf(sql, sizeof sql, "ROLLBACK");
   else snprintf(sql, sizeof sql, "ROLLBACK TO rt_%d; RELEASE rt_%d", s->depth - 1, s->depth - 1);
   int rc = rt_store_exec(s, sql);
+  rt_store_series_forget(s->series);           /* catalogue rows made in it may be gone */
   s->depth--;                                  /* even on error: SQLite ended the transaction */
   if (s->depth == 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", 0, 0, 0);
   return rc;

@@ -14,17 +14,23 @@ M.SETTLE = 180                -- seconds: younger intervals are never declared e
 
 local CURSOR = [[SELECT target, before, complete, first_ts, pages, rows, gaps_checked
   FROM backfill WHERE source = ? AND instrument = ? AND timeframe = ?]]
-local CURSOR_PUT = [[INSERT INTO backfill (source, instrument, timeframe, target, before, complete,
-    first_ts, pages, rows, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-  ON CONFLICT (source, instrument, timeframe) DO UPDATE SET target = excluded.target,
+-- Cursors and known-empty ranges are keyed by the series' catalogue id (the `backfill` and
+-- `empty_intervals` views show them by source, instrument and timeframe); writes go to the tables.
+local ENSURE = [[INSERT INTO series (source, instrument, timeframe) VALUES (?, ?, ?)
+  ON CONFLICT DO NOTHING]]
+local ID = "(SELECT id FROM series WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3)"
+local CURSOR_PUT = [[INSERT INTO series_backfill (series, target, before, complete, first_ts, pages,
+    rows, updated) VALUES (]] .. ID .. [[, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+  ON CONFLICT (series) DO UPDATE SET target = excluded.target,
     before = excluded.before, complete = excluded.complete, first_ts = excluded.first_ts,
     pages = excluded.pages, rows = excluded.rows, updated = excluded.updated]]
 -- gaps_checked moves forward only from the value the search started with: a hole noted meanwhile
 -- (recheck_gaps) wins.
-local GAPS_CHECKED = [[UPDATE backfill SET gaps_checked = ?5 WHERE source = ?1 AND instrument = ?2
-  AND timeframe = ?3 AND gaps_checked IS ?4]]
-local EMPTY_PUT = [[INSERT INTO empty_intervals (source, instrument, timeframe, start, stop)
-  VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET stop = max(stop, excluded.stop)]]
+local GAPS_CHECKED = "UPDATE series_backfill SET gaps_checked = ?5 WHERE series = " .. ID ..
+  " AND gaps_checked IS ?4"
+local RECHECK = "UPDATE series_backfill SET gaps_checked = min(gaps_checked, ?4) WHERE series = " .. ID
+local EMPTY_PUT = "INSERT INTO series_empty (series, start, stop) VALUES (" .. ID .. [[, ?4, ?5)
+  ON CONFLICT DO UPDATE SET stop = max(stop, excluded.stop)]]
 local BOUNDS = [[SELECT min(ts) AS lo, max(ts) AS hi, count(*) AS n FROM candles
   WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?]]
 local EMPTY_COUNT = [[SELECT coalesce(sum((min(stop, ?4) - max(start, ?5)) / ?6 + 1), 0) AS n
@@ -54,7 +60,14 @@ function M.cursor(source, instrument, timeframe)
   return c
 end
 
+-- The series in the catalogue (a cursor or an empty range may come before its first bar).
+local function catalogue(source, instrument, timeframe)
+  local ok, err = db.exec(ENSURE, source, instrument, timeframe)
+  if not ok then error("series: cannot catalogue the series: " .. err) end
+end
+
 function M.save_cursor(source, instrument, timeframe, c)
+  catalogue(source, instrument, timeframe)
   local ok, err = db.exec(CURSOR_PUT, source, instrument, timeframe, c.target, c.before,
                           c.complete and 1 or 0, c.first_ts, c.pages or 0, c.rows or 0, os.time())
   if not ok then error("series: cannot save the backfill cursor: " .. err) end
@@ -85,8 +98,7 @@ end
 
 -- Make the next gap search of a series start at `ts` at the latest (a hole was left there).
 function M.recheck_gaps(source, instrument, timeframe, ts)
-  local ok, err = db.exec([[UPDATE backfill SET gaps_checked = min(gaps_checked, ?4)
-    WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3]], source, instrument, timeframe, ts)
+  local ok, err = db.exec(RECHECK, source, instrument, timeframe, ts)
   if not ok then error("series: " .. err) end
 end
 
@@ -97,9 +109,12 @@ end
 function M.record_empties(source, instrument, timeframe, step, bars, lo, hi, now)
   local limit = (now or os.time()) - M.SETTLE
   local prev, count = lo, 0
+  local catalogued = false
   local function span(a, b)
     local start, stop = a + step, b - step
     if stop >= start and b <= limit then
+      if not catalogued then catalogue(source, instrument, timeframe) end
+      catalogued = true
       local ok, err = db.exec(EMPTY_PUT, source, instrument, timeframe, start, stop)
       if not ok then error("series: cannot record empty intervals: " .. err) end
       count = count + (stop - start) // step + 1

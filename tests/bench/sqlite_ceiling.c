@@ -1,19 +1,24 @@
 /*
 ** tests/bench/sqlite_ceiling.c - the SQLite ceiling for the ingest benchmark: insert N candle rows
-** into the runtime's own candles table (opened with rt_store_open, so the schema and pragmas are
-** the daemon's) with one prepared statement in one transaction. Prints "rows seconds rows_per_s".
+** into the runtime's own bars table (opened with rt_store_open, so the schema and pragmas are the
+** daemon's; the series id is looked up once) with one prepared statement in one transaction.
+** Prints "rows seconds rows_per_s".
 **
-**   sqlite_ceiling DB_PATH N
+**   sqlite_ceiling DB_PATH N [view]
+**
+** With `view`, the rows go through the `candles` view instead (its INSTEAD OF trigger catalogues
+** the series and writes bars): what plain SQL writers get.
 */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
 
 #include "runtime/store.h"
 
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: sqlite_ceiling DB_PATH N\n");
+  if (argc != 3 && !(argc == 4 && strcmp(argv[3], "view") == 0)) {
+    fprintf(stderr, "usage: sqlite_ceiling DB_PATH N [view]\n");
     return 2;
   }
   char err[512];
@@ -25,8 +30,17 @@ int main(int argc, char **argv) {
   }
   sqlite3 *db = rt_store_db(s);
   sqlite3_stmt *st;
-  const char *sql = "INSERT INTO candles (source, instrument, timeframe, ts, open, high, low, close, volume, "
-                    "quote_volume, trades) VALUES (?,?,?,?,?,?,?,?,?,?,?)";
+  int view = argc == 4;
+  const char *sql = view ? "INSERT INTO candles (source, instrument, timeframe, ts, open, high, low, close, volume, "
+                           "quote_volume, trades) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+                         : "INSERT INTO bars (series, ts, open, high, low, close, volume, quote_volume, trades) "
+                           "VALUES (?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+  if (!view && sqlite3_exec(db, "INSERT INTO series (source, instrument, timeframe) "
+                                "VALUES ('binance_spot', 'BENCHUSDT', '1m')", NULL, NULL, NULL) != SQLITE_OK) {
+    fprintf(stderr, "sqlite_ceiling: %s\n", sqlite3_errmsg(db));
+    return 1;
+  }
+  sqlite3_int64 series = sqlite3_last_insert_rowid(db);
   if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
     fprintf(stderr, "sqlite_ceiling: %s\n", sqlite3_errmsg(db));
     return 1;
@@ -35,9 +49,13 @@ int main(int argc, char **argv) {
   sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
   for (long i = 0; i < n; i++) {
     double p = 30000 + (double)(i % 1000);
-    sqlite3_bind_text(st, 1, "binance_spot", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, "BENCHUSDT", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, "1m", -1, SQLITE_STATIC);
+    if (view) {
+      sqlite3_bind_text(st, 1, "binance_spot", -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 2, "BENCHUSDT", -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 3, "1m", -1, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_int64(st, 1, series);
+    }
     sqlite3_bind_int64(st, 4, 1600000000 + i * 60);
     sqlite3_bind_double(st, 5, p);
     sqlite3_bind_double(st, 6, p + 5);

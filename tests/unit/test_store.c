@@ -83,9 +83,12 @@ static void test_open_file_wal_and_tables(void) {
   CHECK_STR(mode, "wal");
   free(mode);
   CHECK_EQ_INT(query_int(s, "PRAGMA foreign_keys"), 1);
-  static const char *const tables[] = {"candles", "trades", "instruments", "runs", "script_state", "migrations"};
+  static const char *const tables[] = {"series", "bars", "ticks", "series_backfill", "series_empty",
+                                       "instruments", "runs", "script_state", "migrations"};
   for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
     if (!CHECK(table_exists(s, tables[i]))) fprintf(stderr, "  missing table %s\n", tables[i]);
+  CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN ('candles', 'trades')"), 2);
+  CHECK(!table_exists(s, "candles_v4"));     /* a new database has nothing to migrate */
   CHECK_STR(rt_store_path(s), tmp_path("open.db"));
   CHECK_EQ_INT(rt_store_tx_depth(s), 0);
   rt_store_close(s);
@@ -126,9 +129,9 @@ static void test_open_memory(void) {
   char *mode = query_text(s, "PRAGMA journal_mode");
   CHECK_STR(mode, "memory");
   free(mode);
-  CHECK(table_exists(s, "candles"));
+  CHECK(table_exists(s, "bars"));
   CHECK(table_exists(s, "runs"));
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 6);
   rt_store_close(s);
 }
 
@@ -190,7 +193,7 @@ static void test_migrate(void) {
   CHECK(rt_store_migrate(s, "app", v1, 1, err, sizeof err) != SQLITE_OK);
   CHECK_HAS(err, "version 2");
   /* Other sets are independent. */
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 6);
   rt_store_close(s);
 }
 
@@ -265,7 +268,7 @@ static void test_cache_lru_eviction(void) {
   CHECK_EQ_INT(sqlite3_column_int(st, 0), 1);
   sqlite3_reset(st);
   /* The store's own statements still work after their eviction. */
-  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 4);
+  CHECK_EQ_INT(rt_store_migration_version(s, "core"), 6);
   CHECK(rt_store_run_begin(s, "x", 1.0) > 0);
   rt_store_close(s);
 }
