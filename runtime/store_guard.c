@@ -21,7 +21,7 @@ static const char *const guarded_pragmas[] = {
   "query_only", "foreign_keys", "defer_foreign_keys", "secure_delete", "temp_store",
   "temp_store_directory", "data_store_directory", "mmap_size", "journal_size_limit",
   "wal_autocheckpoint", "max_page_count", "recursive_triggers", "trusted_schema", "busy_timeout",
-  "case_sensitive_like", "legacy_alter_table", "hard_heap_limit", "soft_heap_limit", "threads",
+  "case_sensitive_like", "hard_heap_limit", "soft_heap_limit", "threads",
   NULL};
 
 static int authorize(void *ud, int action, const char *a, const char *b, const char *dbname, const char *trigger) {
