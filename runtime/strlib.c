@@ -538,12 +538,9 @@ void rt_strlib_install(lua_State *L) {
   lua_getfield(L, -2, "find");
   lua_pushcclosure(L, rt_str_find, 1);
   lua_setfield(L, -2, "find");
-  lua_pushcfunction(L, rt_str_match);
-  lua_setfield(L, -2, "match");
-  lua_pushcfunction(L, rt_str_gmatch);
-  lua_setfield(L, -2, "gmatch");
-  lua_pushcfunction(L, rt_str_gsub);
-  lua_setfield(L, -2, "gsub");
+  static const luaL_Reg bounded[] = {
+    {"match", rt_str_match}, {"gmatch", rt_str_gmatch}, {"gsub", rt_str_gsub}, {NULL, NULL}};
+  luaL_setfuncs(L, bounded, 0);
   lua_getfield(L, -2, "rep");
   lua_pushcclosure(L, rt_str_rep, 1);
   lua_setfield(L, -2, "rep");
