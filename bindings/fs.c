@@ -45,9 +45,38 @@ static int push_errno(lua_State *L, const char *op, const char *path, int err) {
   return 3;
 }
 
+/* A FILE or DIR held while Lua allocates (a buffer, a list): boxed in a userdata whose __gc closes
+** it, so a memory error (runtime.memory_limit) in the middle does not leak the descriptor. */
+#define HANDLE_BOX_MT "rt.fs.handle"
+
+typedef struct { FILE *f; DIR *d; } handle_box_t;
+
+static int handle_box_gc(lua_State *L) {
+  handle_box_t *h = lua_touserdata(L, 1);
+  if (h->f) fclose(h->f);
+  if (h->d) closedir(h->d);
+  h->f = NULL;
+  h->d = NULL;
+  return 0;
+}
+
+static handle_box_t *handle_box(lua_State *L) {
+  handle_box_t *h = lua_newuserdatauv(L, sizeof *h, 0);
+  h->f = NULL;
+  h->d = NULL;
+  if (luaL_newmetatable(L, HANDLE_BOX_MT)) {
+    lua_pushcfunction(L, handle_box_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return h;
+}
+
 static int rtl_fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  FILE *f = fopen(path, "rb");
+  lua_settop(L, 1);
+  handle_box_t *box = handle_box(L);           /* [path box] */
+  FILE *f = box->f = fopen(path, "rb");
   if (!f) return push_errno(L, "fs.read", path, errno);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
@@ -59,6 +88,7 @@ static int rtl_fs_read(lua_State *L) {
   } while (n == LUAL_BUFFERSIZE);
   int err = ferror(f) ? errno : 0;
   fclose(f);
+  box->f = NULL;
   if (err) return push_errno(L, "fs.read", path, err);
   luaL_pushresult(&b);
   return 1;
@@ -111,7 +141,9 @@ static int rtl_fs_write(lua_State *L) {
 
 static int rtl_fs_list(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  DIR *d = opendir(path);
+  lua_settop(L, 1);
+  handle_box_t *box = handle_box(L);
+  DIR *d = box->d = opendir(path);
   if (!d) return push_errno(L, "fs.list", path, errno);
   lua_newtable(L);
   int n = 0;
@@ -122,6 +154,7 @@ static int rtl_fs_list(lua_State *L) {
     lua_rawseti(L, -2, ++n);
   }
   closedir(d);
+  box->d = NULL;
   rtl_sort_list(L, -1);
   return 1;
 }

@@ -346,4 +346,22 @@ T.test("fs.confined: inside the roots as usual, outside EACCES, no way out by ..
   T.fails("EACCES", flat.read(data .. "/new/x.csv"))
 end)
 
+
+-- A read or list that runs into runtime.memory_limit (64 MiB in tests/lua/config.lua) fails with a
+-- memory error and leaves no descriptor open.
+T.test("fs.read over the memory limit fails without leaking its descriptor", function()
+  local dir = fresh_dir()
+  local big = dir .. "/big"
+  T.ok(os.execute("head -c 80000000 /dev/zero > " .. big))
+  local before = #fs.list("/proc/self/fd")
+  for _ = 1, 5 do
+    local ok, err = task.spawn(function() return fs.read(big) end):join()
+    T.eq(ok, false)
+    T.ok(err:find("runtime.memory_limit", 1, true), err)
+  end
+  collectgarbage()
+  T.eq(#fs.list("/proc/self/fd"), before, "no descriptor left open")
+  fs.remove(big)
+end)
+
 T.run()
