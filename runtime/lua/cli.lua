@@ -6,6 +6,7 @@
 -- command. It returns the exit code (default 0); an error it raises is printed as one line and
 -- exits 1, or 2 when the error is a table {usage = message} (bad arguments). `--source NAME`
 -- picks among several scripts that provide the same command.
+local sandbox = require "candled.sandbox"
 local scripts = require "candled.scripts"
 local log = require "rt.log"
 
@@ -45,7 +46,7 @@ function M.run(command, tty, daemon, ...)
       table.concat(sources, ", ")))
   end
   local s = found[1]
-  local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = log,
+  local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = sandbox.rt_module("rt.log"),
                 out = function(text) io.stdout:write(text) end,
                 err = function(text) io.stderr:write(text) end }
   local usage = false

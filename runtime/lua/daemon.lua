@@ -48,6 +48,7 @@ local task = require "rt.task"
 local time = require "rt.time"
 local vm = require "rt.vm"
 local modules = require "candled.modules"
+local sandbox = require "candled.sandbox"
 local scripts = require "candled.scripts"
 
 local M = {}
@@ -134,7 +135,8 @@ end
 -- ctx.state, whatever way the run ended. ctx.config is read at the start of each run.
 local function make_run(name, mod)
   return function()
-    local ctx = { name = name, config = scripts.config(name, mod), state = load_state(name), log = log }
+    local ctx = { name = name, config = scripts.config(name, mod), state = load_state(name),
+                  log = sandbox.rt_module("rt.log") }     -- the read-only view: ctx.log is shared
     current[name] = ctx
     return mod.run(ctx)
   end

@@ -276,6 +276,11 @@ return { name = "probe", every = "1h", run = function(ctx)
   put("binary load", (load(string.char(27) .. "Lua")))
   put("load env", load("return os")() == os)
   put("string frozen", (pcall(function() string.format = nil end)))
+  put("ctx.log frozen", (pcall(function() ctx.log.info = nil end)))
+  put("ctx.log rawset", (pcall(rawset, ctx.log, "warn", nil)))
+  put("rt.repl", (pcall(require, "rt.repl")))
+  put("rt.fs confined", select(3, require("rt.fs").read("/etc/hostname")))
+  put("string mt", getmetatable(""))
   local ok, err = pcall(function() leaked = 1 end)
   put("global", err)
 end }
@@ -292,6 +297,10 @@ end }
         self.assertEqual(got["lib"], "7")
         self.assertEqual(got["load env"], "true")
         self.assertEqual(got["string frozen"], "false")
+        for k in ("ctx.log frozen", "ctx.log rawset", "rt.repl", "string mt"):     # issue 11, items 5, 6
+            self.assertEqual(got[k], "false", k)
+        self.assertEqual(got["rt.fs confined"], "EACCES")                          # issue 11, item 8
+        self.assertIn('level=info', d.log())                                      # rt.log still works
         self.assertIn("assignment to undeclared global 'leaked'", got["global"])
 
 
