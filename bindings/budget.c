@@ -29,8 +29,7 @@ static rt_budget_t *check_budget(lua_State *L, int idx, const char *fn) {
 
 /* Read weight and priority options shared with rt.http. */
 void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *prio) {
-  *weight = rtl_opt_number(L, o, "weight", 1, fn);
-  if (*weight < 0) luaL_error(L, "%s: option 'weight' must be >= 0", fn);
+  *weight = rtl_opt_range(L, o, "weight", 1, 0, 1e9, fn);
   const char *p = rtl_opt_string(L, o, "priority", "realtime", fn);
   int pr = rt_prio_parse(p);
   if (pr < 0) luaL_error(L, "%s: option 'priority' must be realtime, backfill or discovery, not '%s'", fn, p);

@@ -178,8 +178,8 @@ const char *rt_budget_blocked(rt_budget_t *b, char *msg, size_t n) {
 }
 
 static void arm(rt_budget_t *b, double at, double now) {
-  double ms = ceil((at - now) * 1000);
-  uv_timer_start(&b->timer, on_timer, ms < 1 ? 1 : (uint64_t)ms, 0);
+  uint64_t ms = rt_ms(ceil((at - now) * 1000) / 1000);   /* guarded cast: NaN, huge `at` */
+  uv_timer_start(&b->timer, on_timer, ms < 1 ? 1 : ms, 0);
 }
 
 void rt_budget_reject_all(rt_budget_t *b, const char *code, const char *msg) {

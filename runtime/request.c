@@ -143,7 +143,7 @@ static void on_http_done(const rt_http_result_t *res, void *ud) {
     rt_log_printf(r->rt->log, RT_LOG_DEBUG, r->flow, "%s: %s; retry %d in %.2fs", r->url,
                   res->code ? res->errmsg : "server error", r->failures, delay);
     r->state = R_SLEEPING;
-    uv_timer_start(&r->timer, on_wake, (uint64_t)(delay * 1000), 0);
+    uv_timer_start(&r->timer, on_wake, rt_ms(delay), 0);
     return;
   }
   finish(r);
