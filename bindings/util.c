@@ -48,7 +48,8 @@ double rtl_opt_number(lua_State *L, int idx, const char *key, double dflt, const
 
 double rtl_opt_range(lua_State *L, int idx, const char *key, double dflt, double lo, double hi, const char *fn) {
   double v = rtl_opt_number(L, idx, key, dflt, fn);
-  if (!(v >= lo && v <= hi)) luaL_error(L, "%s: option '%s' must be between %g and %g, got %g", fn, key, lo, hi, v);
+  if (!(v >= lo && v <= hi))      /* luaL_error's %f prints a lua_Number like %.14g */
+    luaL_error(L, "%s: option '%s' must be between %f and %f, got %f", fn, key, (lua_Number)lo, (lua_Number)hi, (lua_Number)v);
   return v;
 }
 
