@@ -19,6 +19,12 @@ end
 
 function M.run(command, tty, daemon, ...)
   local args = { ... }
+  local builtin = require("candled.backup").commands[command]    -- the runtime's own commands
+  if builtin then
+    local code, msg, status = builtin(args)
+    if not code then return fail(status, msg) end
+    return code
+  end
   local source
   for i, a in ipairs(args) do
     if a == "--source" then
