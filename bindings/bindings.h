@@ -20,6 +20,7 @@ int luaopen_rt_time(lua_State *L);
 int luaopen_rt_task(lua_State *L);
 int luaopen_rt_log(lua_State *L);
 int luaopen_rt_fs(lua_State *L);
+int luaopen_rt_column(lua_State *L);
 int luaopen_rt_csv(lua_State *L);
 int luaopen_rt_config(lua_State *L);
 int luaopen_rt_sched(lua_State *L);

@@ -2,15 +2,20 @@
 ** bindings/fs.c - Lua module "rt.fs": small, synchronous file operations for scripts.
 **
 **   data, err, code = fs.read(path)
-**   ok, err, code   = fs.write(path, data)   -- atomic: temp file in the same directory, fsync, rename
+**   ok, err, code   = fs.write(path, data [, {sync = false}])   -- atomic: temp file in the same
+**                                            -- directory, fsync, rename, fsync of the directory;
+**                                            -- sync = false skips both fsyncs (still atomic for
+**                                            -- readers; many files, then one fs.sync)
 **   names, err, code= fs.list(dir)           -- sorted entry names (no "." or "..")
-**   st              = fs.stat(path)          -- {type="file"|"dir"|"other", size=, mtime=} or nil, err, code
+**   st              = fs.stat(path)          -- {type="file"|"dir"|"other", size=, mtime=, ino=, nlink=}
+**                                            -- or nil, err, code
 **   ok, err, code   = fs.mkdir(path)         -- with parents; an existing directory is fine
 **   ok, err, code   = fs.remove(path)
 **   w               = fs.watch(path [, {interval = seconds}])   -- a watcher (default interval 1)
 **   changed         = w:wait([timeout])     -- parks: true on a change, false after timeout seconds
 **   w:close()                               -- idempotent; also __close and __gc
-**   mod             = fs.confined({{path=, write=, flat=}, ...})   -- the same functions, confined to
+**   rename, link, exchange, sync, lock        -- bindings/fs_ops.c
+**   mod             = fs.confined({{path=, write=, flat=, siblings=}, ...})   -- the same functions, confined to
 **                                           -- those roots (nil, msg, "EACCES" elsewhere); scripts
 **                                           -- get this one (candled.sandbox), the runtime the above
 **
@@ -26,6 +31,7 @@
 ** another task already waits on it, and when another task closes it during the wait.
 */
 #include "bindings/bindings.h"
+#include "bindings/fs_ops.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -37,13 +43,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int push_errno(lua_State *L, const char *op, const char *path, int err) {
-  lua_pushnil(L);
-  lua_pushfstring(L, "%s %s: %s", op, path, strerror(err));
-  lua_pushstring(L, uv_err_name(uv_translate_sys_error(err)));
-  return 3;
-}
 
 /* A FILE or DIR held while Lua allocates (a buffer, a list): boxed in a userdata whose __gc closes
 ** it, so a memory error (runtime.memory_limit) in the middle does not leak the descriptor. */
@@ -77,7 +76,7 @@ static int rtl_fs_read(lua_State *L) {
   lua_settop(L, 1);
   handle_box_t *box = handle_box(L);           /* [path box] */
   FILE *f = box->f = fopen(path, "rb");
-  if (!f) return push_errno(L, "fs.read", path, errno);
+  if (!f) return rtl_fs_push_errno(L, "fs.read", path, errno);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   size_t n;
@@ -89,7 +88,7 @@ static int rtl_fs_read(lua_State *L) {
   int err = ferror(f) ? errno : 0;
   fclose(f);
   box->f = NULL;
-  if (err) return push_errno(L, "fs.read", path, err);
+  if (err) return rtl_fs_push_errno(L, "fs.read", path, err);
   luaL_pushresult(&b);
   return 1;
 }
@@ -109,24 +108,29 @@ static int write_all(int fd, const char *p, size_t n) {
 
 /* fs.write(path, data): readers see the old file or the new one, never half of it. */
 static int rtl_fs_write(lua_State *L) {
+  static const char *const allowed[] = {"sync", NULL};
   const char *path = luaL_checkstring(L, 1);
   size_t n;
   const char *data = luaL_checklstring(L, 2, &n);
+  rtl_check_opts(L, 3, "fs.write", allowed);
+  int sync = rtl_opt_boolean(L, 3, "sync", 1, "fs.write");
+  lua_settop(L, 2);
   const char *tmp = lua_pushfstring(L, "%s.tmp.%d", path, (int)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), err;
-  if (fd < 0) return push_errno(L, "fs.write", path, errno);
-  if (write_all(fd, data, n) < 0 || fsync(fd) < 0) {
+  if (fd < 0) return rtl_fs_push_errno(L, "fs.write", path, errno);
+  if (write_all(fd, data, n) < 0 || (sync && fsync(fd) < 0)) {
     err = errno;
     close(fd);
     unlink(tmp);
-    return push_errno(L, "fs.write", path, err);
+    return rtl_fs_push_errno(L, "fs.write", path, err);
   }
   close(fd);
   if (rename(tmp, path) < 0) {
     err = errno;
     unlink(tmp);
-    return push_errno(L, "fs.write", path, err);
+    return rtl_fs_push_errno(L, "fs.write", path, err);
   }
+  if (!sync) return lua_pushboolean(L, 1), 1;
   /* make the rename durable: fsync the directory */
   const char *slash = strrchr(path, '/');
   const char *dir = slash ? lua_pushlstring(L, path, slash == path ? 1 : (size_t)(slash - path)) : ".";
@@ -144,7 +148,7 @@ static int rtl_fs_list(lua_State *L) {
   lua_settop(L, 1);
   handle_box_t *box = handle_box(L);
   DIR *d = box->d = opendir(path);
-  if (!d) return push_errno(L, "fs.list", path, errno);
+  if (!d) return rtl_fs_push_errno(L, "fs.list", path, errno);
   lua_newtable(L);
   int n = 0;
   struct dirent *e;
@@ -162,8 +166,12 @@ static int rtl_fs_list(lua_State *L) {
 static int rtl_fs_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
-  if (stat(path, &st) < 0) return push_errno(L, "fs.stat", path, errno);
-  lua_createtable(L, 0, 3);
+  if (stat(path, &st) < 0) return rtl_fs_push_errno(L, "fs.stat", path, errno);
+  lua_createtable(L, 0, 5);
+  lua_pushinteger(L, (lua_Integer)st.st_ino);
+  lua_setfield(L, -2, "ino");
+  lua_pushinteger(L, (lua_Integer)st.st_nlink);
+  lua_setfield(L, -2, "nlink");
   lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "dir" : "other");
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, (lua_Integer)st.st_size);
@@ -178,26 +186,26 @@ static int rtl_fs_mkdir(lua_State *L) {
   const char *path = luaL_checklstring(L, 1, &n);
   char buf[4096];
   if (n >= sizeof buf) return luaL_argerror(L, 1, "path too long");
-  if (n == 0) return push_errno(L, "fs.mkdir", path, ENOENT);   /* the loop starts at buf[1] */
+  if (n == 0) return rtl_fs_push_errno(L, "fs.mkdir", path, ENOENT);   /* the loop starts at buf[1] */
   memcpy(buf, path, n + 1);
   for (char *p = buf + 1; ; p++) {
     if (*p == '/' || *p == 0) {
       char c = *p;
       *p = 0;
-      if (mkdir(buf, 0755) < 0 && errno != EEXIST) return push_errno(L, "fs.mkdir", buf, errno);
+      if (mkdir(buf, 0755) < 0 && errno != EEXIST) return rtl_fs_push_errno(L, "fs.mkdir", buf, errno);
       *p = c;
       if (!c) break;
     }
   }
   struct stat st;
-  if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) return push_errno(L, "fs.mkdir", path, ENOTDIR);
+  if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) return rtl_fs_push_errno(L, "fs.mkdir", path, ENOTDIR);
   lua_pushboolean(L, 1);
   return 1;
 }
 
 static int rtl_fs_remove(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  if (remove(path) < 0) return push_errno(L, "fs.remove", path, errno);
+  if (remove(path) < 0) return rtl_fs_push_errno(L, "fs.remove", path, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -450,7 +458,8 @@ static int rtl_watch_tostring(lua_State *L) {
 ** A userdata owned by the module's closures (upvalue). */
 typedef struct {
   int n;
-  struct { char path[PATH_MAX]; int write, flat; } root[32];   /* flat: its files, not below, no *.lua writes */
+  struct { char path[PATH_MAX]; int write, flat, siblings; } root[32];   /* flat: its files, not below, no
+                                             ** *.lua writes; siblings: also <path>.candled-* */
 } roots_t;
 
 /* `path` made absolute with symlinks resolved, as far as it exists: the longest existing prefix goes
@@ -492,23 +501,38 @@ static int within_flat(const char *p, const char *root, int write) {
   return !(write && lp >= 4 && strcmp(p + lp - 4, ".lua") == 0);
 }
 
-/* The confined function: upvalues original, roots, needs-write. Checks argument 1, then calls. */
-static int confined_call(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  roots_t *r = lua_touserdata(L, lua_upvalueindex(2));
-  int write = lua_toboolean(L, lua_upvalueindex(3));
+/* A root's companion: "<root>.candled-<anything>" and below (an export's staging folder and lock). */
+static int within_siblings(const char *p, const char *root) {
+  size_t n = strlen(root);
+  return strncmp(p, root, n) == 0 && strncmp(p + n, ".candled-", 9) == 0 && p[n + 9] && p[n + 9] != '/';
+}
+
+static int allowed_path(const roots_t *r, const char *path, int write) {
   char abs[PATH_MAX];
-  int ok = 0;
-  if (resolve(path, abs) == 0)
-    for (int i = 0; i < r->n && !ok; i++)
-      ok = (r->root[i].flat ? within_flat(abs, r->root[i].path, write) : within(abs, r->root[i].path)) &&
-           (r->root[i].write || !write);
-  if (!ok) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: outside the paths scripts may %s (the data folder, paths.fs_roots, watchlists; "
-                    "see README)", path, write ? "write" : "read");
-    lua_pushliteral(L, "EACCES");
-    return 3;
+  if (resolve(path, abs) != 0) return 0;
+  for (int i = 0; i < r->n; i++) {
+    int in = r->root[i].flat ? within_flat(abs, r->root[i].path, write) : within(abs, r->root[i].path);
+    if (!in && r->root[i].siblings) in = within_siblings(abs, r->root[i].path);
+    if (in && (r->root[i].write || !write)) return 1;
+  }
+  return 0;
+}
+
+/* The confined function: upvalues original, roots, access. `access` holds one letter per path
+** argument ('r' read, 'w' write): each is checked, then the original is called. */
+static int confined_call(lua_State *L) {
+  roots_t *r = lua_touserdata(L, lua_upvalueindex(2));
+  const char *access = lua_tostring(L, lua_upvalueindex(3));
+  for (int a = 0; access[a]; a++) {
+    const char *path = luaL_checkstring(L, a + 1);
+    int write = access[a] == 'w';
+    if (!allowed_path(r, path, write)) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "%s: outside the paths scripts may %s (the data folder, paths.fs_roots, watchlists, "
+                      "export folders; see README)", path, write ? "write" : "read");
+      lua_pushliteral(L, "EACCES");
+      return 3;
+    }
   }
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_insert(L, 1);
@@ -516,14 +540,18 @@ static int confined_call(lua_State *L) {
   return lua_gettop(L);
 }
 
-static const struct { const char *name; lua_CFunction f; int write; } confinable[] = {
-  {"read", rtl_fs_read, 0},   {"write", rtl_fs_write, 1},   {"list", rtl_fs_list, 0},
-  {"stat", rtl_fs_stat, 0},   {"mkdir", rtl_fs_mkdir, 1},   {"remove", rtl_fs_remove, 1},
-  {"watch", rtl_fs_watch, 0}, {NULL, NULL, 0}};
+static const struct { const char *name; lua_CFunction f; const char *access; } confinable[] = {
+  {"read", rtl_fs_read, "r"},     {"write", rtl_fs_write, "w"},       {"list", rtl_fs_list, "r"},
+  {"stat", rtl_fs_stat, "r"},     {"mkdir", rtl_fs_mkdir, "w"},       {"remove", rtl_fs_remove, "w"},
+  {"watch", rtl_fs_watch, "r"},   {"rename", rtl_fs_rename, "ww"},    {"link", rtl_fs_link, "rw"},
+  {"exchange", rtl_fs_exchange, "ww"}, {"sync", rtl_fs_sync, "r"},    {"lock", rtl_fs_lock, "w"},
+  {NULL, NULL, NULL}};
 
-/* fs.confined({{path=, write=bool, flat=bool}, ...}) -> a module like rt.fs whose functions only reach
-** paths inside those roots (resolved now, symlinks included; a flat root: only the files directly in
-** it, and no *.lua written there); anything else is nil, msg, "EACCES".
+/* fs.confined({{path=, write=bool, flat=bool, siblings=bool}, ...}) -> a module like rt.fs whose functions
+** only reach paths inside those roots (resolved now, symlinks included; a flat root: only the files
+** directly in it, and no *.lua written there; siblings: also "<path>.candled-*", an export's staging
+** folder and lock beside it); anything else is nil, msg, "EACCES". Every path argument is checked
+** (both of rename, link and exchange).
 ** A root that does not exist yet is resolved as far as it exists. */
 static int rtl_fs_confined(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -542,7 +570,9 @@ static int rtl_fs_confined(lua_State *L) {
       r->root[r->n].write = lua_toboolean(L, -1);
       lua_getfield(L, -3, "flat");
       r->root[r->n].flat = lua_toboolean(L, -1);
-      lua_pop(L, 2);
+      lua_getfield(L, -4, "siblings");
+      r->root[r->n].siblings = lua_toboolean(L, -1);
+      lua_pop(L, 3);
       r->n++;
     }
     lua_pop(L, 2);
@@ -551,7 +581,7 @@ static int rtl_fs_confined(lua_State *L) {
   for (int i = 0; confinable[i].name; i++) {
     lua_pushcfunction(L, confinable[i].f);
     lua_pushvalue(L, -3);
-    lua_pushboolean(L, confinable[i].write);
+    lua_pushstring(L, confinable[i].access);
     lua_pushcclosure(L, confined_call, 3);
     lua_setfield(L, -2, confinable[i].name);
   }
@@ -561,7 +591,9 @@ static int rtl_fs_confined(lua_State *L) {
 static const luaL_Reg fs_funcs[] = {
   {"confined", rtl_fs_confined},
   {"read", rtl_fs_read}, {"write", rtl_fs_write}, {"list", rtl_fs_list}, {"stat", rtl_fs_stat},
-  {"mkdir", rtl_fs_mkdir}, {"remove", rtl_fs_remove}, {"watch", rtl_fs_watch}, {NULL, NULL}};
+  {"mkdir", rtl_fs_mkdir}, {"remove", rtl_fs_remove}, {"watch", rtl_fs_watch},
+  {"rename", rtl_fs_rename}, {"link", rtl_fs_link}, {"exchange", rtl_fs_exchange}, {"sync", rtl_fs_sync},
+  {"lock", rtl_fs_lock}, {NULL, NULL}};
 
 static const luaL_Reg watch_methods[] = {{"wait", rtl_watch_wait}, {"close", rtl_watch_close}, {NULL, NULL}};
 
@@ -576,6 +608,7 @@ int luaopen_rt_fs(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);
+  rtl_fs_ops_open(L);
   luaL_newlib(L, fs_funcs);
   return 1;
 }

@@ -85,6 +85,24 @@ static const rt_cfield_t schedule_fields[] = {
   END};
 static const rt_cfield_t schedule_elem = {"*", RT_CT_TABLE, schedule_fields, NULL, NULL, 0, NULL, 0, 0};
 
+/* export.qlib.<name>: a QLib export kept current by scripts/export/qlib.lua (which also requires
+** out and freq, at start and on a reload). */
+static const char *const qlib_freqs[] = {"day", "60min", "15min", "5min", "1min", NULL};
+static const rt_cfield_t export_list_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0};
+static const rt_cfield_t qlib_export_fields[] = {
+  {"out", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"freq", RT_CT_STRING, NULL, NULL, NULL, 0, qlib_freqs, 0, 0},
+  {"source", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"every", RT_CT_DURATION, NULL, NULL, "3600", 0, NULL, 1, RT_SCHED_EVERY_MAX},
+  {"instruments", RT_CT_LIST, NULL, &export_list_elem, NULL, 0, NULL, 0, 0},
+  {"start", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  END};
+static const rt_cfield_t qlib_export_elem = {"*", RT_CT_TABLE, qlib_export_fields, NULL, NULL, 0, NULL, 0, 0};
+static const rt_cfield_t export_fields[] = {
+  {"qlib", RT_CT_MAP, NULL, &qlib_export_elem, NULL, 0, NULL, 0, 0},
+  END};
+
 static const rt_cfield_t window_fields[] = {
   {"per", RT_CT_ANY, NULL, NULL, NULL, 0, NULL, 0, 0},          /* a duration or "month": budget.c checks */
   {"limit", RT_CT_NUMBER, NULL, NULL, NULL, 0, NULL, NO_MIN, 1e12},
@@ -127,6 +145,7 @@ static const rt_cfield_t root_fields[] = {
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},
   {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL, 0, 0},
+  {"export", RT_CT_TABLE, export_fields, NULL, NULL, 0, NULL, 0, 0},
   END};
 
 const rt_cfield_t rt_config_schema = {"", RT_CT_TABLE, root_fields, NULL, NULL, 0, NULL, 0, 0};

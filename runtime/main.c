@@ -50,7 +50,7 @@ static const rt_vm_module_t modules[] = {
   {"rt.time", luaopen_rt_time}, {"rt.task", luaopen_rt_task}, {"rt.log", luaopen_rt_log},
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
-  {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch},
+  {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
   {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {

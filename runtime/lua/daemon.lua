@@ -465,6 +465,7 @@ local function reload_config(force, report)
     end
   end
   vm.config_commit(new)
+  sandbox.refresh_fs()                         -- export folders may have changed
   local had_error = cfg_status.last_error
   cfg_status.version, cfg_status.loaded_at = cfg_status.version + 1, os.time()
   cfg_status.last_error, cfg_status.rejected_at = nil, nil

@@ -23,15 +23,19 @@ local M = {}
 local PUBLIC = {
   ["rt.http"] = true, ["rt.db"] = true, ["rt.json"] = true, ["rt.time"] = true, ["rt.task"] = true,
   ["rt.log"] = true, ["rt.csv"] = true, ["rt.config"] = true, ["rt.budget"] = true,
-  ["rt.alert"] = true, ["rt.sched"] = { "trigger", "list", "check" },
+  ["rt.alert"] = true, ["rt.sched"] = { "trigger", "list", "check" }, ["rt.column"] = true,
 }
 
 -- rt.fs for scripts: confined to the folders they have business in (bindings/fs.c fs.confined):
 -- the data folder (the directory of database.path), every paths.fs_roots entry and every
 -- sources.<name>.watchlist file (read and write; relative paths against the config file's
 -- directory), the files directly in the config file's directory (watchlists and the like: read and
--- write, but no *.lua written), paths.scripts and paths.strategies (read only). Anything else:
--- nil, msg, "EACCES".
+-- write, but no *.lua written), every export folder (export.qlib.<name>.out, with its
+-- "<out>.candled-*" staging folder and lock beside it), paths.scripts and paths.strategies (read
+-- only), plus the folders M.add_fs_root added (`candled export qlib --out DIR`: that command only).
+-- Anything else: nil, msg, "EACCES". The view is rebuilt by M.refresh_fs() (a config reload).
+local extra_roots = {}
+
 local function fs_roots()
   local config = require "rt.config"
   local file = config.file()
@@ -46,12 +50,42 @@ local function fs_roots()
   add(type(dbpath) == "string" and (dbpath:match("^(.*)/[^/]*$") or "."), true)
   for _, p in ipairs(config.get("paths.fs_roots", {})) do add(p, true) end
   for _, src in pairs(config.get("sources", {})) do add(src.watchlist, true) end
+  for _, kind in pairs(config.get("export", {})) do
+    if type(kind) == "table" then
+      for _, e in pairs(kind) do
+        if type(e) == "table" and type(e.out) == "string" and e.out ~= "" then
+          roots[#roots + 1] = { path = abs(e.out), write = true, siblings = true }
+        end
+      end
+    end
+  end
+  for _, r in ipairs(extra_roots) do roots[#roots + 1] = { path = abs(r), write = true, siblings = true } end
   add(config.get("paths.scripts"), false)
   add(config.get("paths.strategies"), false)
   return roots
 end
 
-local CONFINED = { ["rt.fs"] = function(mod) return mod.confined(fs_roots()) end }
+-- The confined rt.fs scripts hold (through their read-only view): its functions are replaced in
+-- place when the roots change, so a module that required rt.fs before sees the new roots.
+local fs_confined = {}
+local function confine_fs(mod)
+  for k in pairs(fs_confined) do fs_confined[k] = nil end
+  for k, v in pairs(mod.confined(fs_roots())) do fs_confined[k] = v end
+  return fs_confined
+end
+
+local CONFINED = { ["rt.fs"] = confine_fs }
+
+-- Rebuild scripts' rt.fs roots from the current config (and the added roots).
+function M.refresh_fs()
+  confine_fs(require "rt.fs")
+end
+
+-- A folder scripts may write for the rest of this process (with its "<path>.candled-*" siblings).
+function M.add_fs_root(path)
+  extra_roots[#extra_roots + 1] = path
+  M.refresh_fs()
+end
 
 local views = setmetatable({}, { __mode = "k" })   -- every read-only view: rawset refuses them
 
