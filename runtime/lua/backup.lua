@@ -21,6 +21,7 @@ local json = require "rt.json"
 local log = require "rt.log"
 local task = require "rt.task"
 local time = require "rt.time"
+local vm = require "rt.vm"
 
 local M = {}
 
@@ -111,22 +112,33 @@ function M.due(now)
   return "weekly"
 end
 
+-- Sleep `seconds` in half-second naps; false as soon as the daemon is stopping (a stop does not
+-- wait out the grace period for these tasks).
+local function nap(seconds)
+  local till = time.now() + seconds
+  while not vm.stopping() do
+    local left = till - time.now()
+    if left <= 0 then return true end
+    time.sleep(math.min(left, 0.5))
+  end
+  return false
+end
+
 local function backup_loop()
-  while true do
+  while not vm.stopping() do
     local kind = M.due(time.now())
     if kind then
       if M.take(kind) then M.prune() end
-      time.sleep(60)                 -- a failure is retried after a minute at the soonest
-    else
-      time.sleep(math.min(time.duration(config.get("backup.every")), 3600) / 4)
+      if not nap(60) then return end    -- a failure is retried after a minute at the soonest
+    elseif not nap(math.min(time.duration(config.get("backup.every")), 3600) / 4) then
+      return
     end
   end
 end
 
 local function check_loop()
   local every = time.duration(config.get("backup.check_every"))
-  while true do
-    time.sleep(every)
+  while nap(every) do
     local ok, problem = backup.quick_check()
     if ok then
       alert.resolve("corruption", "database")
