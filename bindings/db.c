@@ -505,39 +505,50 @@ static int rtl_db_tx(lua_State *L) {
   return lua_gettop(L);
 }
 
-/* db.migrate(name, steps) -> version. Each new step and its version row commit together. */
+/* db.migrate(name, steps) -> version. Each new step and its version row commit together; the
+** version is read inside the step's transaction, so processes migrating at once never apply a
+** step twice. */
 static int rtl_db_migrate(lua_State *L) {
   rt_store_t *s = check_store(L, "db.migrate");
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2);
-  int have = rt_store_migration_version(s, name);
-  if (have < 0) return push_sql_fail(L, s, SQLITE_ERROR, "db.migrate");
-  if (have > n)
-    return luaL_error(L, "db.migrate %s: the database is at version %d but only %d steps are given", name, have, n);
-  for (int v = have + 1; v <= n; v++) {
-    int t = lua_rawgeti(L, 2, v), rc;
-    if (t != LUA_TSTRING && t != LUA_TFUNCTION)
-      return luaL_error(L, "db.migrate %s: step %d must be SQL text or a function", name, v);
-    if ((rc = rt_store_begin(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");
+  for (;;) {
+    int have, rc = rt_store_migration_begin(s, name, &have);
+    if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");
+    if (have >= n) {
+      rt_store_commit(s);
+      if (have > n)
+        return luaL_error(L, "db.migrate %s: the database is at version %d but only %d steps are given", name,
+                          have, n);
+      lua_pushinteger(L, have);
+      return 1;
+    }
+    int t = lua_rawgeti(L, 2, have + 1);
+    if (t != LUA_TSTRING && t != LUA_TFUNCTION) {
+      rt_store_rollback(s);
+      return luaL_error(L, "db.migrate %s: step %d must be SQL text or a function", name, have + 1);
+    }
     if (t == LUA_TSTRING) {
       rc = rt_store_exec(s, lua_tostring(L, -1));
       lua_pop(L, 1);
     } else if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
       rt_store_rollback(s);
-      return luaL_error(L, "db.migrate %s step %d: %s", name, v, lua_tostring(L, -1));
+      return luaL_error(L, "db.migrate %s step %d: %s", name, have + 1, lua_tostring(L, -1));
     }
-    if (rc == SQLITE_OK) rc = rt_store_migration_record(s, name, v);
+    if (rc == SQLITE_OK) rc = rt_store_migration_record(s, name, have + 1);
     if (rc != SQLITE_OK) {
-      lua_pushfstring(L, "db.migrate %s step %d", name, v);
+      lua_pushfstring(L, "db.migrate %s step %d", name, have + 1);
       push_sql_fail(L, s, rc, lua_tostring(L, -1));
       rt_store_rollback(s);
       return 3;
     }
-    if ((rc = rt_store_commit(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate commit");
+    if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+      push_sql_fail(L, s, rc, "db.migrate commit");
+      rt_store_rollback(s);
+      return 3;
+    }
   }
-  lua_pushinteger(L, n > have ? n : have);
-  return 1;
 }
 
 static int rtl_db_path(lua_State *L) {

@@ -356,30 +356,44 @@ int rt_store_migration_record(rt_store_t *s, const char *name, int version) {
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+int rt_store_migration_begin(rt_store_t *s, const char *name, int *have) {
+  int rc = rt_store_begin(s);
+  if (rc != SQLITE_OK) return rc;
+  if ((*have = rt_store_migration_version(s, name)) < 0) {
+    rc = sqlite3_errcode(s->db);
+    rt_store_rollback(s);
+    return rc != SQLITE_OK ? rc : SQLITE_ERROR;
+  }
+  return SQLITE_OK;
+}
+
 int rt_store_migrate(rt_store_t *s, const char *name, const char *const *steps, int nsteps,
                      char *err, size_t errlen) {
-  int have = rt_store_migration_version(s, name), rc = SQLITE_OK;
-  if (have < 0) {
-    snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
-    return SQLITE_ERROR;
-  }
-  if (have > nsteps) {
-    snprintf(err, errlen, "migration %s: database is at version %d, this build knows %d", name, have,
-             nsteps);
-    return SQLITE_ERROR;
-  }
-  for (int v = have + 1; v <= nsteps; v++) {
-    if ((rc = rt_store_begin(s)) != SQLITE_OK) break;
-    if ((rc = rt_store_exec(s, steps[v - 1])) != SQLITE_OK ||
-        (rc = rt_store_migration_record(s, name, v)) != SQLITE_OK) {
-      snprintf(err, errlen, "migration %s step %d: %s", name, v, sqlite3_errmsg(s->db));
+  for (;;) {
+    int have, rc = rt_store_migration_begin(s, name, &have);
+    if (rc != SQLITE_OK) {
+      snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
+      return rc;
+    }
+    if (have >= nsteps) {                      /* done, here or by another process meanwhile */
+      rt_store_commit(s);
+      if (have == nsteps) return SQLITE_OK;
+      snprintf(err, errlen, "migration %s: database is at version %d, this build knows %d", name, have,
+               nsteps);
+      return SQLITE_ERROR;
+    }
+    if ((rc = rt_store_exec(s, steps[have])) != SQLITE_OK ||
+        (rc = rt_store_migration_record(s, name, have + 1)) != SQLITE_OK) {
+      snprintf(err, errlen, "migration %s step %d: %s", name, have + 1, sqlite3_errmsg(s->db));
       rt_store_rollback(s);
       return rc;
     }
-    if ((rc = rt_store_commit(s)) != SQLITE_OK) break;
+    if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+      snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
+      rt_store_rollback(s);
+      return rc;
+    }
   }
-  if (rc != SQLITE_OK) snprintf(err, errlen, "migration %s: %s", name, sqlite3_errmsg(s->db));
-  return rc;
 }
 
 /* ---- run history ---------------------------------------------------------------------------- */

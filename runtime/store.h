@@ -42,9 +42,14 @@ int rt_store_rollback(rt_store_t *s);
 int rt_store_tx_depth(const rt_store_t *s);
 
 /// Apply the steps of migration set `name` that are newer than its stored version, each step with
-/// its version row in one transaction. Returns SQLITE_OK or an error (message in err).
+/// its version row in one transaction. The version is read inside that transaction (BEGIN
+/// IMMEDIATE), so processes opening one database at once apply each step exactly once. Returns
+/// SQLITE_OK or an error (message in err).
 int rt_store_migrate(rt_store_t *s, const char *name, const char *const *steps, int nsteps,
                      char *err, size_t errlen);
+/// Begin a migration step of `name`: a transaction (BEGIN IMMEDIATE, or a savepoint inside one)
+/// holding the write lock, and the version read inside it in *have. On error nothing is open.
+int rt_store_migration_begin(rt_store_t *s, const char *name, int *have);
 /// The version of migration set `name` (0 when never migrated), or -1 on error.
 int rt_store_migration_version(rt_store_t *s, const char *name);
 /// Record that `name` is at `version` (inside the caller's transaction).

@@ -197,6 +197,12 @@ int rt_series_finish(rt_store_t *s, const rt_series_spec_t *sp) {
   sqlite3_stmt *st;
   int rc = rt_store_begin(s);
   if (rc != SQLITE_OK) return rc;
+  int exists = rt_series_table_exists(s, sp->old);   /* another process may have finished it */
+  if (exists <= 0) {
+    if (exists == 0) return rt_store_commit(s);
+    rt_store_rollback(s);
+    return SQLITE_ERROR;
+  }
   snprintf(sql, sizeof sql, "SELECT EXISTS (SELECT 1 FROM %s)", sp->old);
   if ((rc = rt_store_prepare(s, sql, strlen(sql), &st, NULL)) == SQLITE_OK) {
     rc = sqlite3_step(st);
@@ -284,15 +290,18 @@ int rt_store_series_migrate(rt_store_t *s, int max_rows, int64_t *moved, char *e
   for (int i = 0; i < RT_SERIES_SPECS; i++) {
     const rt_series_spec_t *sp = &rt_series_specs[i];
     if (!ss->migrating[i]) continue;
-    int exists = rt_series_table_exists(s, sp->old), rc;
-    if (exists == 0) {                         /* another process finished it */
-      ss->migrating[i] = 0;
-      continue;
+    /* the batch is chosen and moved under the write lock: another process may be migrating too */
+    int rc = rt_store_begin(s);
+    if (rc != SQLITE_OK) {
+      snprintf(err, errlen, "%s migration: %s", sp->view, sqlite3_errmsg(rt_store_db(s)));
+      return -rc;
     }
     batch_t b = {0};
-    int got = exists < 0 ? -SQLITE_ERROR : next_batch(s, sp, max_rows > 0 ? max_rows : 1, &b);
-    if (got == 0) {
-      rc = rt_series_finish(s, sp);
+    int exists = rt_series_table_exists(s, sp->old);
+    int got = exists < 0 ? -SQLITE_ERROR : exists == 0 ? 0 : next_batch(s, sp, max_rows > 0 ? max_rows : 1, &b);
+    if (got == 0) {                            /* empty, or finished by another process */
+      rc = exists ? rt_series_finish(s, sp) : SQLITE_OK;
+      if (rc == SQLITE_OK) rc = rt_store_commit(s);
       if (rc == SQLITE_OK) {
         ss->migrating[i] = 0;
         continue;
@@ -300,23 +309,18 @@ int rt_store_series_migrate(rt_store_t *s, int max_rows, int64_t *moved, char *e
     } else if (got > 0) {
       const rt_store_value_t *triple[3] = {&b.v[0], &b.v[1], &b.v[2]};
       int64_t id;
-      if ((rc = rt_store_begin(s)) == SQLITE_OK) {
-        rc = rt_series_resolve(s, triple, &id);
-        if (rc == SQLITE_OK) rc = rt_series_move(s, sp, triple, NULL, &b.v[3], id, moved);
-        if (rc == SQLITE_OK) rc = rt_store_commit(s);
-        if (rc != SQLITE_OK) {
-          snprintf(err, errlen, "%s migration: %s", sp->view, sqlite3_errmsg(rt_store_db(s)));
-          rt_store_rollback(s);
-        }
-      }
+      rc = rt_series_resolve(s, triple, &id);
+      if (rc == SQLITE_OK) rc = rt_series_move(s, sp, triple, NULL, &b.v[3], id, moved);
+      if (rc == SQLITE_OK) rc = rt_store_commit(s);
       batch_free(&b);
       if (rc == SQLITE_OK) return 1;
-      return -rc;
     } else {
       rc = -got;
       batch_free(&b);
     }
     snprintf(err, errlen, "%s migration: %s", sp->view, sqlite3_errmsg(rt_store_db(s)));
+    rt_store_rollback(s);
+    *moved = 0;
     return rc > 0 ? -rc : -SQLITE_ERROR;
   }
   return 0;

@@ -162,17 +162,30 @@ int rt_series_table_exists(rt_store_t *s, const char *name) {
   return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
-int rt_series_install_views(rt_store_t *s, const rt_series_spec_t *sp, int migrating) {
+/* 1 when the view of `sp` and its three triggers are exactly as wanted, 0 when not, -1 on error. */
+static int views_are(rt_store_t *s, const rt_series_spec_t *sp, int migrating) {
   rt_series_sql_t b;
   int same = 1;
   for (int w = 0; w < 4 && same == 1; w++) {
     rt_series_object_sql(sp, migrating, w, &b);
     same = object_is(s, object_names[w][sp - rt_series_specs], b.text);
   }
+  return same;
+}
+
+int rt_series_install_views(rt_store_t *s, const rt_series_spec_t *sp, int migrating) {
+  rt_series_sql_t b;
+  int same = views_are(s, sp, migrating);
   if (same == 1) return SQLITE_OK;             /* no DDL: other connections keep their statements */
   if (same < 0) return SQLITE_ERROR;
   int rc = rt_store_begin(s);
   if (rc != SQLITE_OK) return rc;
+  /* under the write lock: another process opening the database may have installed them meanwhile */
+  if ((same = views_are(s, sp, migrating)) != 0) {
+    if (same == 1) return rt_store_commit(s);
+    rt_store_rollback(s);
+    return SQLITE_ERROR;
+  }
   char drop[64];
   snprintf(drop, sizeof drop, "DROP VIEW IF EXISTS %s", sp->view);   /* drops its triggers */
   rc = rt_store_exec(s, drop);

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
 import time
 
 import harness
@@ -214,6 +215,66 @@ class Migration(harness.Case):
         for r in want[TRADES]:
             self.assertEqual(trades.get(r[:3]), r, "a trade collected before the migration")
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
+
+    # Several processes opening one database at the same moment (a daemon, `candled backfill`, `candled
+    # eval`): every migration step (core, series layout, a script's db.migrate) applies once, none fails.
+    RACE = """
+local db = require "rt.db"
+local time = require "rt.time"
+assert(db.migrate("race", { "CREATE TABLE race_a (p INTEGER)", "CREATE TABLE race_b (p INTEGER)" }) == 2)
+assert(db.exec("INSERT INTO race_a VALUES (?)", %d))
+local deadline = time.monotonic() + 30      -- stay until the old tables' rows have moved
+while db.first("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')").n > 0
+      and time.monotonic() < deadline do
+  assert(db.first("SELECT count(*) AS n FROM candles").n == %d, "every row shows while migrating")
+  time.sleep(0.02)
+end
+print("ok")
+"""
+
+    def race(self, n, rows):
+        cfg = self.write_config({"database": {"path": "data/candled.db", "migrate_batch": 50},
+                                 "paths": {"scripts": os.path.join(self.dir, "noscripts")}})
+        procs = []
+        for i in range(n):
+            path = os.path.join(self.dir, "race%d.lua" % i)
+            with open(path, "w") as f:
+                f.write(self.RACE % (i, rows))
+            procs.append(subprocess.Popen([harness.ARGS.candled, "eval", "--config", cfg, path], cwd=self.dir,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+        for out, err, code in results:
+            self.assertEqual((code, out), (0, "ok\n"), err)
+            self.assertEqual([l for l in err.splitlines() if "level=info" not in l], [], err)
+        self.assertEqual(self.query("SELECT count(*), count(DISTINCT p) FROM race_a"), [(n, n)])
+        self.assertEqual(self.query("SELECT name, version, count(*) FROM migrations GROUP BY name, version "
+                                    "HAVING count(*) > 1"), [])
+        self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
+
+    def test_processes_opening_a_fresh_database_at_once(self):
+        os.makedirs(os.path.join(self.dir, "data"))
+        for attempt in range(3):                   # a fresh file each time: the race is in its first second
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.db_path + suffix):
+                    os.remove(self.db_path + suffix)
+            self.race(8, 0)
+
+    def test_processes_opening_an_old_layout_database_at_once(self):
+        cfg = self.write_config({"database": {"path": "data/candled.db"}})
+        self.assertEqual(self.candled("eval", "--config", cfg, "-", stdin="").returncode, 0)
+        self.to_v4()
+        con = sqlite3.connect(self.db_path)
+        with con:
+            con.executemany("INSERT INTO candles VALUES (?, 'X', '1m', ?, 1.5, 2.5, 0.5, ?, 10, NULL, NULL)",
+                            [(src, 1600000000 + i * 60, i / 7) for src in ("a", "b") for i in range(600)])
+            con.executemany("INSERT INTO trades VALUES ('a', 'X', ?, ?, 1.0, 2.0, 3.0, 'buy')",
+                            [(str(i), 1600000000 + i) for i in range(300)])
+        con.close()
+        want = self.snapshot()
+        self.race(6, 1200)
+        self.assertEqual(self.snapshot(), want, "every row once, values unchanged")
+        self.assertEqual(self.query("SELECT count(*) FROM sqlite_master WHERE name IN ('candles_v4', 'trades_v4')"),
+                         [(0,)])
 
     def test_a_bad_batch_size_is_refused_naming_the_key(self):
         cfg = self.write_config({"database": {"path": "data/candled.db", "migrate_batch": 0}})

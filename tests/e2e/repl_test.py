@@ -161,10 +161,13 @@ class Repl(harness.Case):
         r = self.repl("return sql('SELECT * FROM no_such_table')\n")
         self.assertEqual(r.returncode, 1)
         self.assertIn("no_such_table", r.stderr)
-        # reload(): the report from candled.daemon.reload, or a clear message when it does not exist
-        r = self.repl("return reload()\n")
-        if r.returncode != 0:
-            self.assertIn("hot reload is not available", r.stderr)
+        # reload(): the report of candled.daemon.reload, a broken script named in it
+        r = self.repl("r = reload('counter') return #r.rejected, #r.loaded\n")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "0\t1\n", ""))
+        with open(os.path.join(self.dir, "scripts", "broken.lua"), "w") as f:
+            f.write("return {name = 'broken', every = '1h', run = function() end\n")
+        r = self.repl("r = reload() return #r.rejected, r.rejected[1].name\n")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "1\tbroken\n", ""))
         self.assertIsNone(p.poll())
 
     def test_cancel_a_task_by_id(self):
@@ -197,17 +200,14 @@ class Repl(harness.Case):
     def test_reload_command(self):
         self.start()
         r = self.candled("reload", "--config", self.config)
-        if "hot reload is not available" in r.stderr:    # candled.daemon.reload not there yet
-            self.assertEqual(r.returncode, 1)
-        else:
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("loaded:", r.stdout)
-            with open(os.path.join(self.dir, "scripts", "broken.lua"), "w") as f:
-                f.write("return {name = 'broken', every = '1h', run = function() end\n")
-            r = self.candled("reload", "--config", self.config)
-            self.assertEqual(r.returncode, 1)
-            self.assertIn("rejected: broken (" + os.path.join(self.dir, "scripts", "broken.lua"), r.stdout)
-            self.assertEqual(r.stderr, "candled: reload: 1 rejected\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("loaded:", r.stdout)
+        with open(os.path.join(self.dir, "scripts", "broken.lua"), "w") as f:
+            f.write("return {name = 'broken', every = '1h', run = function() end\n")
+        r = self.candled("reload", "--config", self.config)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("rejected: broken (" + os.path.join(self.dir, "scripts", "broken.lua"), r.stdout)
+        self.assertEqual(r.stderr, "candled: reload: 1 rejected\n")
 
     # ---- the socket --------------------------------------------------------------------------
 

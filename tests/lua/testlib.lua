@@ -24,7 +24,8 @@
 -- tasks fail the test (they stay in the next test's baseline, so one leak is reported once; the
 -- eval shutdown cancels them).
 --
--- TEST_FILTER=<Lua pattern> runs only matching tests; the others are reported as "# SKIP".
+-- TEST_FILTER=<Lua pattern> runs only matching tests; the others are reported as "# SKIP". A filter
+-- that matches no test fails the run (a stray one must not report every test skipped and pass).
 local task = require "rt.task"
 local time = require "rt.time"
 
@@ -263,6 +264,9 @@ function T.run()
     end
   end
   if skipped > 0 then print(string.format("# %d skipped", skipped)) end
+  if filter and skipped == #tests then                 -- a stray filter must not pass as green
+    error(string.format("TEST_FILTER %q matches none of the %d tests", filter, #tests), 0)
+  end
   print(string.format("%d passed, %d failed", passed, failed))
   io.stdout:flush()
   if failed > 0 then error(string.format("%d of %d tests failed", failed, #tests - skipped), 0) end
