@@ -5,6 +5,7 @@
 **   candled eval [--config F] FILE|- [ARG...] runs Lua as a task with every module, then exits
 **   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
 **   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
+**   candled export    [--config F] qlib ARG...
 **   candled repl   [--config F] [--socket P]    a REPL into the running daemon (repl_client.c)
 **   candled reload [--config F] [--socket P] [NAME]   reload scripts through that socket
 **   candled help [COMMAND]
@@ -76,6 +77,12 @@ static const char *const help_text[][2] = {
                 "Show or edit the watchlist file (sources.geckoterminal.watchlist). Edits are atomic;\n"
                 "a running daemon applies them within seconds. Columns add is not given are taken\n"
                 "from the database or one API call.\n"},
+  {"export", "usage: candled export [--config FILE] qlib --out DIR --freq day|60min|15min|5min|1min\n"
+             "                      [--source S] [--instruments A,B,...] [--start DATE] [--end DATE]\n"
+             "Write the stored candles as a QLib data root in DIR (calendars/, instruments/, features/),\n"
+             "aggregating finer timeframes into complete buckets. Incremental (unchanged files are kept,\n"
+             "the result equals a full export) and atomic (DIR holds the previous export until the new\n"
+             "one is complete). A progress bar on a terminal, then one summary line.\n"},
   {"repl", "usage: candled repl [--config FILE] [--socket PATH]\n"
            "Attach to the running daemon's REPL (repl.socket, default data/candled.sock beside the\n"
            "config file). Each input runs as a task in the daemon: expressions print their values,\n"
@@ -110,6 +117,7 @@ static void usage_overview(FILE *out) {
         "  eval     run a Lua file as a task with every rt.* module, then exit\n"
         "  backfill fetch one instrument's history now (with progress)\n"
         "  watchlist list, add or remove watchlist pools\n"
+        "  export   write the candles as a QLib dataset (export qlib --out DIR --freq F)\n"
         "  repl     attach to the running daemon (Lua REPL)\n"
         "  reload   reload scripts in the running daemon\n"
         "  backup   take a verified backup now;  backups  list them\n"
@@ -596,8 +604,8 @@ int main(int argc, char **argv) {
       }
     return usage_error("no such command", argv[2]);
   }
-  int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "backup") == 0 ||
-                 strcmp(cmd, "backups") == 0;
+  int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "export") == 0 ||
+                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0;
   int offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0;
   int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client && !offline)
