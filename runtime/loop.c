@@ -16,6 +16,7 @@
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
+#include "runtime/http_server.h"
 #include "runtime/migrate.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
@@ -88,6 +89,8 @@ static void stop_handles(rt_t *rt) {
   }
   if (rt->sched) rt_sched_close(rt);
   rt_repl_close(rt);                                /* REPL socket + clients (repl.c); no-op without */
+  rt_http_server_stop(rt->http_server);             /* freed once its connections are closed */
+  rt->http_server = NULL;
   if (rt->budgets) rt_budgets_close(rt->budgets);   /* persists counts; no task is left to wait */
   if (rt->http) {
     rt_http_close(rt->http);   /* frees itself from its last close callback */

@@ -647,6 +647,7 @@ function M.start()
   vm.task_slice(config.get("runtime.task_slice"))
   require("candled.reload").start(on_change)
   require("candled.backup").start()
+  require("candled.web").start()
   log.info("daemon started", { scripts = count, database = db.path() })
   return count
 end

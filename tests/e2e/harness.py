@@ -97,6 +97,8 @@ class Case(unittest.TestCase):
 
     def write_config(self, cfg, scripts=None):
         path = os.path.join(self.dir, "config.lua")
+        cfg = dict(cfg)
+        cfg.setdefault("http_server", {"listen": "127.0.0.1:0"})   # parallel daemons never share a port
         with open(path, "w") as f:
             f.write("return " + lua(cfg) + "\n")
         if scripts is not None:
