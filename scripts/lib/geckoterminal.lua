@@ -1,17 +1,16 @@
 -- geckoterminal: what the GeckoTerminal scripts (scripts/geckoterminal/*.lua) share: options,
 -- the budgeted client, the tables, and storing the pools and tokens of a JSON:API answer.
 --
--- API facts: shared/docs/geckoterminal.md section 9. Every request goes through budget
--- `geckoterminal` (30 requests/min, keyless and per IP; config.lua's budgets.geckoterminal wins,
--- e.g. to add a daily cap). Ids are canonical `<network>_<address>`; addresses are
+-- Every request goes through budget `geckoterminal` (30 requests/min, keyless and per IP;
+-- config.lua's budgets.geckoterminal wins, e.g. to add a daily cap). Options, HTTP shaping and
+-- candle storage come from the source kit (lib/source.lua). Ids are canonical `<network>_<address>`; addresses are
 -- case-sensitive and used raw only in URLs. Numbers arrive as decimal strings, null or "NaN":
 -- they are stored as REAL, or NULL when not a finite number.
 local alert = require "rt.alert"
 local budget = require "rt.budget"
 local config = require "rt.config"
 local db = require "rt.db"
-local http = require "rt.http"
-local json = require "rt.json"
+local kit = require "lib.source"
 local time = require "rt.time"
 
 local M = {}
@@ -36,31 +35,8 @@ M.TIMEFRAMES = {
 M.TIMEFRAME_ORDER = { "1m", "5m", "15m", "1h", "4h", "12h", "1d" }
 
 -- sources.geckoterminal keys: default value and the check each value gets.
-local function list_of(check)
-  return function(v)
-    if type(v) ~= "table" then return "must be a list" end
-    for i, x in ipairs(v) do
-      local why = check(x)
-      if why then return ("[%d] %s"):format(i, why) end
-    end
-  end
-end
-local function string_(v) if type(v) ~= "string" or v == "" then return "must be a non-empty string" end end
-local function number_(lo, hi)
-  return function(v)
-    if type(v) ~= "number" or v < lo or (hi and v > hi) then
-      return ("must be a number from %s%s"):format(lo, hi and " to " .. hi or " up")
-    end
-  end
-end
-local function one_of(...)
-  local set = { ... }
-  return function(v)
-    for _, x in ipairs(set) do if v == x then return end end
-    return ("must be one of %s, not %s"):format(table.concat(set, " "), tostring(v))
-  end
-end
-local function boolean_(v) if type(v) ~= "boolean" then return "must be true or false" end end
+local string_, number_, boolean_ = kit.check.string, kit.check.number, kit.check.boolean
+local list_of, one_of = kit.check.list_of, kit.check.one_of
 local function timeframe_(v)
   if not M.TIMEFRAMES[v] then
     return ("must be one of %s, not %s"):format(table.concat(M.TIMEFRAME_ORDER, " "), tostring(v))
@@ -90,18 +66,7 @@ local OPTIONS = {
 -- The validated options of a script's config section (defaults filled in). Raises naming the
 -- key, e.g. "sources.geckoterminal.timeframes: [2] must be one of 1m 5m ..., not 2h".
 function M.options(cfg)
-  local o = {}
-  for k, v in pairs(cfg or {}) do
-    local spec = OPTIONS[k]
-    if not spec then error(("sources.geckoterminal.%s: unknown key"):format(k), 0) end
-    local why = spec[2](v)
-    if why then error(("sources.geckoterminal.%s: %s"):format(k, why), 0) end
-    o[k] = v
-  end
-  for k, spec in pairs(OPTIONS) do
-    if o[k] == nil and spec[1] ~= false then o[k] = spec[1] end
-  end
-  o.base_url = o.base_url:gsub("/+$", "")
+  local o = kit.options(M.SOURCE, OPTIONS, cfg)
   budget.define(o.budget, M.BUDGET)
   return o
 end
@@ -115,12 +80,7 @@ function M.watchlist_path(o)
   return dir .. "/" .. p
 end
 
--- A finite number from a decimal string, a JSON number, null or "NaN"; else nil.
-function M.num(v)
-  if type(v) == "string" then v = tonumber(v) end
-  if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge then return nil end
-  return v
-end
+M.num = kit.num
 
 function M.pool_id(o, address) return o.network .. "_" .. address end
 
@@ -137,18 +97,8 @@ end
 -- GET base_url .. path through the budget -> decoded JSON, or nil, message, code. Codes: the
 -- transport's (TIMEOUT, BANNED, ...), NOT_FOUND, HTTP (other statuses), JSON.
 function M.get(o, path, query, priority)
-  local res, err, code = http.get(o.base_url .. path, {
-    query = query, budget = o.budget, priority = priority or "realtime",
-    headers = { Accept = "application/json" },
-  })
-  if not res then return nil, ("%s: %s"):format(path, err), code end
-  if res.status == 404 then return nil, path .. ": not found (404)", "NOT_FOUND" end
-  if res.status ~= 200 then
-    return nil, ("%s: HTTP %d: %s"):format(path, res.status, res.body:sub(1, 200)), "HTTP"
-  end
-  local doc, jerr = json.safe.decode(res.body)
-  if type(doc) ~= "table" then return nil, ("%s: not JSON: %s"):format(path, jerr or "?"), "JSON" end
-  return doc
+  return kit.get(o.base_url .. path, path, { query = query, budget = o.budget, priority = priority,
+                                            source = M.SOURCE })
 end
 
 -- ---- tables --------------------------------------------------------------------------------
@@ -193,6 +143,7 @@ M.MIGRATIONS = {
 }
 
 function M.migrate()
+  kit.migrate()
   local v, err = db.migrate(M.SOURCE, M.MIGRATIONS)
   if not v then error("geckoterminal tables: " .. err) end
 end
@@ -279,39 +230,15 @@ function M.store_pools(o, doc, now)
   return ids
 end
 
--- Insert or update `rows` of `tbl` (keys: the conflict target); columns in `keep` (e.g.
--- first_seen) keep their stored value on update. Raises on a database failure, so the caller's
--- db.tx rolls back.
+-- Insert or update `rows` of `tbl` (keys: the conflict target); columns in `keep` keep their
+-- stored value on update. Raises on a database failure, so the caller's db.tx rolls back.
 function M.upsert(tbl, rows, keys, keep)
-  if #rows == 0 then return end
-  local columns = tbl == "gt_pool_snapshots" and SNAPSHOT or nil
-  if not columns then
-    columns = {}
-    for k in pairs(rows[1]) do columns[#columns + 1] = k end
-    table.sort(columns)
-  end
-  local fixed, sets, marks = {}, {}, {}
-  for _, k in ipairs(keys) do fixed[k] = true end
-  for _, k in ipairs(keep or {}) do fixed[k] = true end
-  for i, c in ipairs(columns) do
-    marks[i] = "?"
-    if not fixed[c] then sets[#sets + 1] = ("%s = excluded.%s"):format(c, c) end
-  end
-  local sql = ("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO UPDATE SET %s"):format(tbl,
-    table.concat(columns, ", "), table.concat(marks, ", "), table.concat(keys, ", "),
-    table.concat(sets, ", "))
-  local args = {}
-  for _, r in ipairs(rows) do
-    for i, c in ipairs(columns) do args[i] = r[c] end
-    local ok, err = db.exec(sql, table.unpack(args, 1, #columns))
-    if not ok then error(("%s: %s"):format(tbl, err)) end
-  end
+  kit.upsert(tbl, rows, keys, keep, tbl == "gt_pool_snapshots" and SNAPSHOT or nil)
 end
 
 -- ---- OHLCV -----------------------------------------------------------------------------------
 
-M.CANDLE_COLUMNS = { "source", "instrument", "timeframe", "ts", "open", "high", "low", "close", "volume" }
-M.CANDLE_KEYS = { "source", "instrument", "timeframe", "ts" }
+M.CANDLE_COLUMNS, M.CANDLE_KEYS = kit.COLUMNS, kit.KEYS
 
 -- One OHLCV call for `pool` (canonical id) and timeframe `tf`: opts.before (exclusive bar time,
 -- nil = up to now), opts.limit (default 1000), opts.priority. Returns the closed bars ascending
@@ -370,19 +297,8 @@ function M.target(o, tf, now)
 end
 
 -- Store candle rows; returns the number of rows inserted or changed. Raises on a database failure.
-function M.store_candles(rows)
-  if #rows == 0 then return 0 end
-  local ins, upd, err = db.upsert("candles", rows, { keys = M.CANDLE_KEYS, columns = M.CANDLE_COLUMNS })
-  if not ins then error("candles: " .. (upd or err)) end
-  return ins, upd
-end
-
--- The bar times of candle rows, ascending (for series.record_empties).
-function M.bar_times(rows)
-  local out = {}
-  for i, r in ipairs(rows) do out[i] = r[4] end
-  return out
-end
+M.store_candles = kit.store
+M.bar_times = kit.bar_times                    -- for series.record_empties
 
 -- The pools to collect: active watchlist rows whose pool is not known to be gone.
 function M.active_pools()
