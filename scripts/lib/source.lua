@@ -99,6 +99,7 @@ local HEALTH = [[INSERT INTO source_health (source, requests, ok, latency_total,
     last_error = coalesce(?5, last_error), last_code = coalesce(?6, last_code),
     last_error_at = coalesce(?7, last_error_at), updated = ?8]]
 
+local migrated = false
 function K.migrate()
   local v, err = db.migrate("source_kit", {
     [[CREATE TABLE source_health (source TEXT PRIMARY KEY, requests INTEGER NOT NULL DEFAULT 0,
@@ -106,12 +107,16 @@ function K.migrate()
         success_rate REAL GENERATED ALWAYS AS (1.0 * ok / requests) VIRTUAL,
         latency_mean REAL GENERATED ALWAYS AS (latency_total / requests) VIRTUAL,
         last_ok REAL, last_error TEXT, last_code TEXT, last_error_at REAL, updated REAL)]],
+    -- which canonical instrument (BTC/USD) a source's instrument (bitcoin/usd, BTC-USD, BTCUSDT) is
+    [[CREATE TABLE canonical_map (source TEXT NOT NULL, instrument TEXT NOT NULL, canonical TEXT NOT NULL,
+        PRIMARY KEY (source, instrument));
+      CREATE INDEX canonical_map_by_canonical ON canonical_map (canonical)]],
   })
+  migrated = true
   if not v then error("source kit tables: " .. err) end
 end
 
 -- One answer (or failure) of a source's API, for its health: `code` nil on success.
-local migrated = false
 function K.record(source, seconds, code, message)
   if not migrated then K.migrate() end          -- the table is created on first use
   migrated = true
@@ -198,6 +203,12 @@ function K.instrument(source, instrument, fields)
            { "source", "instrument", "symbol", "name", "base", "quote", "status", "first_seen", "last_seen" })
 end
 
+-- Map a source's instrument to a canonical one (kept in canonical_map).
+function K.map(source, instrument, canonical)
+  K.upsert("canonical_map", { { source = source, instrument = instrument, canonical = canonical } },
+           { "source", "instrument" })
+end
+
 -- ---- candles ---------------------------------------------------------------------------------
 
 -- Store candle rows (positional, COLUMNS order; quote_volume and trades may be left out);
@@ -265,7 +276,8 @@ function K.sync(S, o, inst, tf, days, now)
   local step = S.step(tf)
   local last = time.floor(now, step) - step
   local target = K.target(days, step, now)
-  if S.earliest then target = math.max(target, time.floor(S.earliest(o, tf, now), step) + step) end
+  local earliest = S.earliest and S.earliest(o, tf, now)
+  if earliest then target = math.max(target, time.floor(earliest, step) + step) end
   local c = series.want(S.name, inst, tf, target)
   local stored = 0
   local function keep(rows)
