@@ -93,8 +93,9 @@ end
 -- ---- HTTP and health -------------------------------------------------------------------------
 
 local HEALTH = [[INSERT INTO source_health (source, requests, ok, latency_total, last_ok, last_error,
-    last_code, last_error_at, updated) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    last_code, last_error_at, updated, failures_in_row) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1 - ?2)
   ON CONFLICT (source) DO UPDATE SET requests = requests + 1, ok = ok + ?2,
+    failures_in_row = CASE WHEN ?2 = 1 THEN 0 ELSE failures_in_row + 1 END,
     latency_total = latency_total + ?3, last_ok = coalesce(?4, last_ok),
     last_error = coalesce(?5, last_error), last_code = coalesce(?6, last_code),
     last_error_at = coalesce(?7, last_error_at), updated = ?8]]
@@ -110,7 +111,8 @@ function K.migrate()
     -- which canonical instrument (BTC/USD) a source's instrument (bitcoin/usd, BTC-USD, BTCUSDT) is
     [[CREATE TABLE canonical_map (source TEXT NOT NULL, instrument TEXT NOT NULL, canonical TEXT NOT NULL,
         PRIMARY KEY (source, instrument));
-      CREATE INDEX canonical_map_by_canonical ON canonical_map (canonical)]],
+      CREATE INDEX canonical_map_by_canonical ON canonical_map (canonical);
+      ALTER TABLE source_health ADD COLUMN failures_in_row INTEGER NOT NULL DEFAULT 0]],
   })
   migrated = true
   if not v then error("source kit tables: " .. err) end
@@ -175,9 +177,20 @@ function K.upsert(tbl, rows, keys, keep, columns)
     for k in pairs(rows[1]) do columns[#columns + 1] = k end
     table.sort(columns)
   end
+  if not keep then                              -- one batch in C: positional rows in column order
+    local list = {}
+    for i, r in ipairs(rows) do
+      local row = {}
+      for j, c in ipairs(columns) do row[j] = r[c] end
+      list[i] = row
+    end
+    local ok, err = db.upsert(tbl, list, { keys = keys, columns = columns })
+    if not ok then error(("%s: %s"):format(tbl, err)) end
+    return
+  end
   local fixed, sets, marks = {}, {}, {}
   for _, k in ipairs(keys) do fixed[k] = true end
-  for _, k in ipairs(keep or {}) do fixed[k] = true end
+  for _, k in ipairs(keep) do fixed[k] = true end
   for i, c in ipairs(columns) do
     marks[i] = "?"
     if not fixed[c] then sets[#sets + 1] = ("%s = excluded.%s"):format(c, c) end

@@ -2,7 +2,7 @@
 -- (/v8/finance/chart/{ticker}), e.g. BTC-USD, ETH-USD, ^GSPC, AAPL, on the source kit's sync:
 -- forward from the newest stored bar, back to history_days, known-empty intervals, gaps.
 --
--- The API's rules: 1m bars only within the last 30 days and 7 days a request; 2m..90m within 60
+-- The API's rules: 1m bars only within the last 30 days and 7 days a request (asked 2 at a time); 2m..90m within 60
 -- days; 60m within 730 days; 1d the whole history (30m is not offered: the API answers 60-minute
 -- bars for it). Any of open/high/low/close/volume may be null at an index: a bar without its
 -- prices is an interval without trades (known-empty), a null volume is stored as NULL. Inside an
@@ -60,7 +60,7 @@ end
 
 local S = { name = SOURCE }
 function S.step(tf) return STEP[tf] end
-function S.max_bars(tf) return tf == "1m" and 7 * 1440 or tf == "1d" and 3650 or 5000 end
+function S.max_bars(tf) return tf == "1m" and 2 * 1440 or tf == "1d" and 3650 or 3000 end
 function S.earliest(_, tf, now) return WITHIN[tf] and now - WITHIN[tf] * 86400 end
 
 -- One window of bars: [lo, hi] are bar times of the series (for 1d: the local dates' 00:00 UTC).
