@@ -4,6 +4,9 @@
 **   n, err, code        = db.exec(sql, ...)          -- changes; several statements without params
 **   rows, err, code     = db.query(sql, ...)         -- {{col=value, ...}, ...}
 **   row                 = db.first(sql, ...)         -- first row or nil
+**   cols, n, err, code  = db.columns(sql, ...)       -- {col = {v1, v2, ...}, ...}, row count: one
+**                                                    -- array per column (NULL leaves a hole), no
+**                                                    -- table per row (exports read millions)
 **   ins, upd, err, code = db.upsert(table, rows, {keys={...} [, columns={...}] [, update=false]})
 **   ...                 = db.tx(fn, ...)             -- fn's results; rolls back and re-raises on error
 **   version, err, code  = db.migrate(name, {step1, step2, ...})   -- steps: SQL text or function()
@@ -130,6 +133,34 @@ static int rtl_db_query(lua_State *L) {
   sqlite3_clear_bindings(st);
   if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.query");
   return 1;
+}
+
+/* db.columns(sql, ...) -> {col = values}, n */
+static int rtl_db_columns(lua_State *L) {
+  rt_store_t *s = check_store(L, "db.columns");
+  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.columns", NULL);
+  int ncol = sqlite3_column_count(st), rc, top = lua_gettop(L);
+  lua_Integer n = 0;
+  luaL_checkstack(L, ncol + 2, "db.columns: too many columns");
+  lua_createtable(L, 0, ncol);                 /* [... cols arr1 .. arrN] */
+  for (int c = 0; c < ncol; c++) {
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, top + 1, sqlite3_column_name(st, c));
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    n++;
+    for (int c = 0; c < ncol; c++) {
+      push_column(L, st, c);
+      lua_rawseti(L, top + 2 + c, n);
+    }
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.columns");
+  lua_settop(L, top + 1);
+  lua_pushinteger(L, n);
+  return 2;
 }
 
 /* db.first(sql, ...) -> row | nil */
@@ -525,7 +556,7 @@ static int rtl_db_path(lua_State *L) {
 }
 
 static const luaL_Reg db_funcs[] = {
-  {"exec", rtl_db_exec}, {"query", rtl_db_query}, {"first", rtl_db_first}, {"upsert", rtl_db_upsert},
+  {"exec", rtl_db_exec}, {"query", rtl_db_query}, {"columns", rtl_db_columns}, {"first", rtl_db_first}, {"upsert", rtl_db_upsert},
   {"tx", rtl_db_tx}, {"migrate", rtl_db_migrate}, {"path", rtl_db_path}, {NULL, NULL}};
 
 int luaopen_rt_db(lua_State *L) {

@@ -61,6 +61,14 @@ static const rt_cfield_t repl_fields[] = {
   {"socket", RT_CT_STRING, NULL, NULL, "data/candled.sock", 0, NULL, 0, 0},   /* beside config.lua */
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   END};
+static const rt_cfield_t backup_fields[] = {   /* issue 14: runtime/lua/backup.lua */
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  {"dir", RT_CT_STRING, NULL, NULL, "data/backups", 0, NULL, 0, 0},       /* beside config.lua */
+  {"every", RT_CT_DURATION, NULL, NULL, "86400", 0, NULL, 60, 1e9},
+  {"keep_daily", RT_CT_INTEGER, NULL, NULL, "30", 0, NULL, 0, 100000},
+  {"keep_weekly", RT_CT_INTEGER, NULL, NULL, "12", 0, NULL, 0, 100000},
+  {"check_every", RT_CT_DURATION, NULL, NULL, "21600", 0, NULL, 1, 1e9},   /* quick_check */
+  END};
 static const rt_cfield_t source_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   {"base_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
@@ -132,6 +140,7 @@ static const rt_cfield_t root_fields[] = {
   {"runtime", RT_CT_TABLE, runtime_fields, NULL, NULL, 0, NULL, 0, 0},
   {"http", RT_CT_TABLE, http_fields, NULL, NULL, 0, NULL, 0, 0},
   {"repl", RT_CT_TABLE, repl_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"backup", RT_CT_TABLE, backup_fields, NULL, NULL, 0, NULL, 0, 0},
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL, 0, 0},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},

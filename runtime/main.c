@@ -5,6 +5,7 @@
 **   candled eval [--config F] FILE|- [ARG...] runs Lua as a task with every module, then exits
 **   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
 **   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
+**   candled export    [--config F] qlib ARG...
 **   candled repl   [--config F] [--socket P]    a REPL into the running daemon (repl_client.c)
 **   candled reload [--config F] [--socket P] [NAME]   reload scripts through that socket
 **   candled help [COMMAND]
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "bindings/bindings.h"
+#include "runtime/alert.h"
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
 #include "runtime/config.h"
@@ -38,6 +40,7 @@
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/store.h"
+#include "runtime/store_backup.h"
 #include "runtime/task.h"
 #include "runtime/vm.h"
 
@@ -49,7 +52,7 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {NULL, NULL}};
+  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
@@ -74,6 +77,12 @@ static const char *const help_text[][2] = {
                 "Show or edit the watchlist file (sources.geckoterminal.watchlist). Edits are atomic;\n"
                 "a running daemon applies them within seconds. Columns add is not given are taken\n"
                 "from the database or one API call.\n"},
+  {"export", "usage: candled export [--config FILE] qlib --out DIR --freq day|60min|15min|5min|1min\n"
+             "                      [--source S] [--instruments A,B,...] [--start DATE] [--end DATE]\n"
+             "Write the stored candles as a QLib data root in DIR (calendars/, instruments/, features/),\n"
+             "aggregating finer timeframes into complete buckets. Incremental (unchanged files are kept,\n"
+             "the result equals a full export) and atomic (DIR holds the previous export until the new\n"
+             "one is complete). A progress bar on a terminal, then one summary line.\n"},
   {"repl", "usage: candled repl [--config FILE] [--socket PATH]\n"
            "Attach to the running daemon's REPL (repl.socket, default data/candled.sock beside the\n"
            "config file). Each input runs as a task in the daemon: expressions print their values,\n"
@@ -87,6 +96,17 @@ static const char *const help_text[][2] = {
   {"reload", "usage: candled reload [--config FILE] [--socket PATH] [NAME]\n"
              "Ask the running daemon to reload one script (or every script, strategy and the config)\n"
              "and print the report. Exit 1 if anything was rejected or no daemon is reachable.\n"},
+  {"backup", "usage: candled backup [--config FILE] [--to FILE]\n"
+             "Take a verified backup now (SQLite's online backup API: a running daemon keeps writing),\n"
+             "into backup.dir (default data/backups beside the config) or FILE. The copy is checked with\n"
+             "integrity_check before it gets its name, and recorded (time, size, rows per table).\n"},
+  {"backups", "usage: candled backups [--config FILE]\nList the backups recorded in the database, newest first.\n"},
+  {"check", "usage: candled check [--config FILE] [DBFILE]\n"
+            "Run SQLite's full integrity_check on the database (or DBFILE, e.g. a backup) and report\n"
+            "per table: rows and ok, or the problems found. Exit 0 when all is well, 1 otherwise.\n"},
+  {"restore", "usage: candled restore [--config FILE] BACKUP\n"
+              "Replace the database with BACKUP after checking it (integrity_check). Refuses while a\n"
+              "daemon holds the database. The replaced file is kept as <database>.replaced-<time>.\n"},
   {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
   {NULL, NULL}};
 
@@ -97,8 +117,11 @@ static void usage_overview(FILE *out) {
         "  eval     run a Lua file as a task with every rt.* module, then exit\n"
         "  backfill fetch one instrument's history now (with progress)\n"
         "  watchlist list, add or remove watchlist pools\n"
+        "  export   write the candles as a QLib dataset (export qlib --out DIR --freq F)\n"
         "  repl     attach to the running daemon (Lua REPL)\n"
         "  reload   reload scripts in the running daemon\n"
+        "  backup   take a verified backup now;  backups  list them\n"
+        "  check    full integrity check per table;  restore  replace the database with a backup\n"
         "  help     show help for a command\n"
         "  --version\n\n"
         "Run 'candled help <command>' for details.\n", out);
@@ -155,11 +178,13 @@ static void config_dir_of(const char *config_path, int have_file, char *dir, siz
   }
 }
 
+static int recover_at_start(const char *db, const char *backup_dir, char *note, size_t n);
+
 /*
 ** Everything both commands need: loop, Lua, config, logger, HTTP engine, database.
 ** Returns 0, or 1 after printing one line to stderr.
 */
-static int setup(rt_t *rt, const char *config_path, int explicit_config) {
+static int setup(rt_t *rt, const char *config_path, int explicit_config, int recover) {
   char err[1024];
   if (rt_init(rt, err, sizeof err) < 0 || rt_vm_open(rt, modules) < 0) {
     fprintf(stderr, "candled: %s\n", err[0] ? err : "cannot create the Lua state");
@@ -181,6 +206,7 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
   resolve_key(L, rt->config_dir, "repl", "socket");
   resolve_key(L, rt->config_dir, "paths", "scripts");
   resolve_key(L, rt->config_dir, "paths", "strategies");
+  resolve_key(L, rt->config_dir, "backup", "dir");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
   if (have_real) {
@@ -233,12 +259,20 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
     fprintf(stderr, "candled: database.path %s: cannot create its directory: %s\n", db, strerror(errno));
     return 1;
   }
+  char recovered[8192] = "";
+  if (recover) {
+    rt_config_get(L, -3, "backup.dir");
+    int bad = recover_at_start(db, lua_tostring(L, -1), recovered, sizeof recovered);
+    lua_pop(L, 1);
+    if (bad) return 1;
+  }
   rt->store = rt_store_open(db, busy, err, sizeof err);
   lua_pop(L, 2);
   if (!rt->store) {
     fprintf(stderr, "candled: database.path: %s\n", err);
     return 1;
   }
+  if (recovered[0]) rt_alert_raise(rt, "corruption", "database", "error", recovered);
   rt_config_get(L, -1, "database.allow_unsafe_sql");
   rt_store_guard(rt->store, lua_toboolean(L, -1));
   lua_pop(L, 1);
@@ -266,8 +300,8 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config) {
 ** (the kernel drops it when the process dies, kill -9 included). Returns the open descriptor that
 ** holds the lock, -1 when another process holds it, -2 when the file cannot be opened (errno).
 */
-static int daemon_lock(rt_t *rt, char *path, size_t n) {
-  snprintf(path, n, "%s.lock", rt_store_path(rt->store));
+static int daemon_lock_db(const char *db, char *path, size_t n) {
+  snprintf(path, n, "%s.lock", db);
   int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return -2;
   if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -275,6 +309,50 @@ static int daemon_lock(rt_t *rt, char *path, size_t n) {
     return -1;
   }
   return fd;
+}
+
+static int daemon_lock(rt_t *rt, char *path, size_t n) { return daemon_lock_db(rt_store_path(rt->store), path, n); }
+
+/* ---- the start-up check (issue 14) ---------------------------------------------------------- */
+
+/*
+** Before the daemon opens the database: quick_check it. A database that fails (or is not one) is
+** never opened and written over: under the daemon lock it is moved aside and the newest backup
+** under backup.dir that passes integrity_check takes its place; the collectors' cursors then
+** fetch again whatever the backup lacks. `note` receives what happened, for the alert raised once
+** the store is open ("" when the database was fine). Returns 0, or -1 after printing why.
+*/
+static int recover_at_start(const char *db, const char *backup_dir, char *note, size_t n) {
+  char problem[512], lock[PATH_MAX], aside[PATH_MAX], err[1024];
+  struct stat st;
+  note[0] = 0;
+  if (stat(db, &st) < 0) return 0;               /* a new database */
+  if (rt_store_quick_check(db, problem, sizeof problem) == 1) return 0;
+  int fd = daemon_lock_db(db, lock, sizeof lock);
+  if (fd < 0) {
+    fprintf(stderr, "candled: database %s failed its check (%s) and %s\n", db, problem,
+            fd == -1 ? "another daemon holds it" : "its lock file cannot be opened");
+    return -1;
+  }
+  char **list = rt_backup_list(backup_dir);
+  int done = -1;
+  for (char **p = list; p && *p && done < 0; p++) {
+    done = rt_store_replace(db, *p, "corrupt", aside, sizeof aside, err, sizeof err);
+    if (done == 0)
+      snprintf(note, n, "database %s failed its check (%s): moved aside to %s and restored from %s", db, problem,
+               aside, *p);
+    else
+      fprintf(stderr, "candled: backup %s not used: %s\n", *p, err);
+  }
+  rt_backup_list_free(list);
+  close(fd);
+  if (done < 0) {
+    fprintf(stderr, "candled: database %s failed its check (%s) and no verified backup is in %s: it is left"
+            " as it is ('candled check' reports the damage)\n", db, problem, backup_dir);
+    return -1;
+  }
+  fprintf(stderr, "candled: %s\n", note);
+  return 0;
 }
 
 /* ---- eval ----------------------------------------------------------------------------------- */
@@ -418,7 +496,7 @@ static int cmd_run(rt_t *rt) {
 ** resolved against the config file's directory. Only loads and validates the config: nothing is
 ** opened or created. Returns 0, or 1 after printing why.
 */
-static int client_socket(const char *config_path, int explicit_config, char *out, size_t n) {
+static int config_key_path(const char *config_path, int explicit_config, const char *key, char *out, size_t n) {
   char err[1024], dir[PATH_MAX], real[PATH_MAX];
   lua_State *L = luaL_newstate();
   if (!L) {
@@ -435,7 +513,7 @@ static int client_socket(const char *config_path, int explicit_config, char *out
     return 1;
   }
   config_dir_of(config_path, have_file, dir, sizeof dir, real);
-  rt_config_get(L, -1, "repl.socket");
+  rt_config_get(L, -1, key);
   resolve(dir, lua_tostring(L, -1), out, n);
   lua_close(L);
   return 0;
@@ -447,9 +525,60 @@ static int cmd_client(const char *cmd, const char *config_path, int explicit_con
   if (strcmp(cmd, "repl") == 0 && argc > 0) return usage_error("unexpected argument", argv[0]);
   if (strcmp(cmd, "reload") == 0 && argc > 1) return usage_error("unexpected argument", argv[1]);
   if (socket) snprintf(path, sizeof path, "%s", socket);
-  else if (client_socket(config_path, explicit_config, path, sizeof path) != 0) return 1;
+  else if (config_key_path(config_path, explicit_config, "repl.socket", path, sizeof path) != 0) return 1;
   if (strcmp(cmd, "repl") == 0) return rt_repl_client_run(path);
   return rt_repl_client_reload(path, argc > 0 ? argv[0] : NULL);
+}
+
+/* ---- check / restore: work on the file, never open the store (it may be damaged) ----------- */
+
+static void print_check_row(void *ud, const char *table, int64_t rows, const char *problem) {
+  (void)ud;
+  if (!table) printf("  %-28s %12s  %s\n", "(file)", "", problem);
+  else if (rows < 0) printf("  %-28s %12s  %s\n", table, "?", problem ? problem : "ok");
+  else printf("  %-28s %12lld  %s\n", table, (long long)rows, problem ? problem : "ok");
+}
+
+static int cmd_check(const char *config_path, int explicit_config, int argc, char **argv) {
+  char db[PATH_MAX], err[1024];
+  if (argc > 1) return usage_error("unexpected argument", argv[1]);
+  if (argc == 1) snprintf(db, sizeof db, "%s", argv[0]);
+  else if (config_key_path(config_path, explicit_config, "database.path", db, sizeof db) != 0) return 1;
+  printf("integrity_check of %s\n  %-28s %12s  %s\n", db, "table", "rows", "result");
+  int rc = rt_store_check_file(db, 1, print_check_row, NULL, err, sizeof err);
+  if (rc < 0) {
+    fprintf(stderr, "candled: check: %s\n", err);
+    return 1;
+  }
+  printf("%s\n", rc == 1 ? "ok" : "DAMAGED: 'candled restore' replaces it with a verified backup ('candled backups')");
+  return rc == 1 ? 0 : 1;
+}
+
+static int cmd_restore(const char *config_path, int explicit_config, int argc, char **argv) {
+  char db[PATH_MAX], lock[PATH_MAX], aside[PATH_MAX], err[1024];
+  if (argc < 1) return usage_error("restore needs a BACKUP file", NULL);
+  if (argc > 1) return usage_error("unexpected argument", argv[1]);
+  if (config_key_path(config_path, explicit_config, "database.path", db, sizeof db) != 0) return 1;
+  if (mkdirs_for(db) < 0) {
+    fprintf(stderr, "candled: database.path %s: cannot create its directory: %s\n", db, strerror(errno));
+    return 1;
+  }
+  int fd = daemon_lock_db(db, lock, sizeof lock);   /* held while the files move: no daemon starts */
+  if (fd < 0) {
+    if (fd == -1) fprintf(stderr, "candled: restore: a daemon holds %s (%s is locked): stop it first\n", db, lock);
+    else fprintf(stderr, "candled: restore: %s: %s\n", lock, strerror(errno));
+    return 1;
+  }
+  int rc = rt_store_replace(db, argv[0], "replaced", aside, sizeof aside, err, sizeof err);
+  close(fd);
+  if (rc < 0) {
+    fprintf(stderr, "candled: restore: %s\n", err);
+    return 1;
+  }
+  printf("restored %s from %s", db, argv[0]);
+  if (aside[0]) printf("; the replaced database is kept as %s", aside);
+  printf("\n");
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -475,9 +604,11 @@ int main(int argc, char **argv) {
       }
     return usage_error("no such command", argv[2]);
   }
-  int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0;
+  int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "export") == 0 ||
+                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0;
+  int offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0;
   int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
-  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client)
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client && !offline)
     return usage_error("unknown command", cmd);
   const char *config_path = getenv("CANDLED_CONFIG"), *socket = NULL;
   int explicit_config = config_path != NULL;
@@ -505,9 +636,11 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "run") == 0 && i < argc) return usage_error("unexpected argument", argv[i]);
   if (strcmp(cmd, "eval") == 0 && i >= argc) return usage_error("eval needs a FILE (or - for stdin)", NULL);
   if (client) return cmd_client(cmd, config_path, explicit_config, socket, argc - i, argv + i);
+  if (strcmp(cmd, "check") == 0) return cmd_check(config_path, explicit_config, argc - i, argv + i);
+  if (strcmp(cmd, "restore") == 0) return cmd_restore(config_path, explicit_config, argc - i, argv + i);
 
   rt_t rt = {0};
-  int code = setup(&rt, config_path, explicit_config);
+  int code = setup(&rt, config_path, explicit_config, strcmp(cmd, "run") == 0);
   if (code == 0 && scripted)
     code = cmd_script(&rt, cmd, argc - i, argv + i);
   else if (code == 0)

@@ -5,7 +5,8 @@
 -- scripts have no io library), log} and args = the words after the
 -- command. It returns the exit code (default 0); an error it raises is printed as one line and
 -- exits 1, or 2 when the error is a table {usage = message} (bad arguments). `--source NAME`
--- picks among several scripts that provide the same command.
+-- picks among the scripts of sources that provide the same command; a script of no source (an
+-- exporter) provides its command whatever --source says, and reads --source as its own option.
 local sandbox = require "candled.sandbox"
 local scripts = require "candled.scripts"
 local log = require "rt.log"
@@ -19,6 +20,12 @@ end
 
 function M.run(command, tty, daemon, ...)
   local args = { ... }
+  local builtin = require("candled.backup").commands[command]    -- the runtime's own commands
+  if builtin then
+    local code, msg, status = builtin(args)
+    if not code then return fail(status, msg) end
+    return code
+  end
   local source
   for i, a in ipairs(args) do
     if a == "--source" then
@@ -31,7 +38,7 @@ function M.run(command, tty, daemon, ...)
     local cmds = s.mod and s.mod.commands
     if type(cmds) == "table" and type(cmds[command]) == "function" then
       sources[#sources + 1] = tostring(s.mod.source or s.name)
-      if not source or s.mod.source == source then found[#found + 1] = s end
+      if not source or s.mod.source == source or s.mod.source == nil then found[#found + 1] = s end
     end
   end
   if #found == 0 then
@@ -46,6 +53,11 @@ function M.run(command, tty, daemon, ...)
       table.concat(sources, ", ")))
   end
   local s = found[1]
+  -- The folder the user names with --out is writable by this command (rt.fs confinement), and only
+  -- in this process.
+  for i, a in ipairs(args) do
+    if a == "--out" and args[i + 1] and args[i + 1] ~= "" then sandbox.add_fs_root(args[i + 1]) end
+  end
   local ctx = { name = s.name, config = s.config, tty = tty, daemon = daemon, log = sandbox.rt_module("rt.log"),
                 out = function(text) io.stdout:write(text) end,
                 err = function(text) io.stderr:write(text) end }

@@ -646,6 +646,7 @@ function M.start()
   end
   vm.task_slice(config.get("runtime.task_slice"))
   require("candled.reload").start(on_change)
+  require("candled.backup").start()
   log.info("daemon started", { scripts = count, database = db.path() })
   return count
 end

@@ -59,7 +59,7 @@ local function fs_roots()
       end
     end
   end
-  for _, r in ipairs(extra_roots) do roots[#roots + 1] = { path = abs(r), write = true, siblings = true } end
+  for _, r in ipairs(extra_roots) do roots[#roots + 1] = { path = r, write = true, siblings = true } end
   add(config.get("paths.scripts"), false)
   add(config.get("paths.strategies"), false)
   return roots
@@ -81,7 +81,8 @@ function M.refresh_fs()
   confine_fs(require "rt.fs")
 end
 
--- A folder scripts may write for the rest of this process (with its "<path>.candled-*" siblings).
+-- A folder scripts may write for the rest of this process (with its "<path>.candled-*" siblings);
+-- a relative path is taken against the working directory, as rt.fs takes it.
 function M.add_fs_root(path)
   extra_roots[#extra_roots + 1] = path
   M.refresh_fs()

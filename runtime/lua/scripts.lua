@@ -62,6 +62,7 @@ function M.validate(mod, path)
   if mod.run ~= nil and type(mod.run) ~= "function" then return path .. ": 'run' must be a function" end
   if mod.name ~= nil and type(mod.name) ~= "string" then return path .. ": 'name' must be a string" end
   if mod.source ~= nil and type(mod.source) ~= "string" then return path .. ": 'source' must be a string" end
+  if mod.section ~= nil and type(mod.section) ~= "string" then return path .. ": 'section' must be a string" end
   for _, k in ipairs({ "check", "migrate" }) do   -- a bad `watch` is only logged (daemon)
     if mod[k] ~= nil and type(mod[k]) ~= "function" then return path .. ": '" .. k .. "' must be a function" end
   end
@@ -87,9 +88,14 @@ local function entry(section, key, whole)
   return t[key] or {}
 end
 
--- The script's options: its source's section, overlaid with scripts.<name>. A fresh table.
+-- The script's options: its source's section (or, for a script with `section = "<key>"`, that
+-- top-level config section, e.g. "export"), overlaid with scripts.<name>. A fresh table.
 function M.config(name, mod, whole)
   local cfg = {}
+  if type(mod.section) == "string" then
+    local t = whole and whole[mod.section] or (not whole and config.get(mod.section)) or {}
+    for k, v in pairs(t) do cfg[k] = v end
+  end
   if mod.source then
     for k, v in pairs(entry("sources", mod.source, whole)) do cfg[k] = v end
   end

@@ -56,6 +56,23 @@ T.test("query/first: row shapes and types; NULL columns are absent", function()
   T.eq(db.first("SELECT count(*) AS n, 'lit' AS s FROM shapes"), { n = 2, s = "lit" })
 end)
 
+T.test("columns: one array per column, the row count, NULL as a hole, failures as nil, msg, code", function()
+  db.exec("CREATE TABLE colt (id INTEGER PRIMARY KEY, x REAL, s TEXT)")
+  db.exec("INSERT INTO colt (id, x, s) VALUES (1, 1.5, 'a'), (2, NULL, 'b'), (3, -2.0, NULL)")
+  local c, n = db.columns("SELECT id, x, s FROM colt WHERE id >= ? ORDER BY id", 1)
+  T.eq(n, 3)
+  T.eq(c.id, { 1, 2, 3 })
+  T.eq(c.x[1], 1.5)
+  T.eq(c.x[2], nil)
+  T.eq(c.x[3], -2.0)
+  T.eq(c.s[1], "a")
+  T.eq(c.s[3], nil)
+  local e, m = db.columns("SELECT id FROM colt WHERE id > 100")
+  T.eq(m, 0)
+  T.eq(e.id, {})
+  T.raises(function() db.columns("SELECT nope FROM colt") end, "no such column")
+end)
+
 T.test("parameters: each Lua type binds as expected", function()
   local cases = {
     { 42, "integer", 42 }, { -7, "integer", -7 }, { 2.5, "real", 2.5 }, { "txt", "text", "txt" },
