@@ -285,23 +285,21 @@ class Gecko(harness.Case):
         so an interval younger than SETTLE that a page shows without a bar is never declared empty."""
         self.mock.call("POST", "/_mock/gecko", {"pools": {CBRL: {"empty_every": 0}}})   # no empty interval
         cfg = self.config([CBRL], days=1, timeframes=["1m"])
+        stale = SETTLE - 10                          # a copy this old is still inside the settle time
         while True:
             r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
             self.assertEqual(r.returncode, 0, r.stderr)
             newest = max(self.stored_bars(CBRL, "1m"))
-            age = time.time() - newest
-            if age <= 110:                           # the stale copy below stays under SETTLE old
+            if time.time() - newest <= 100:          # the bar under the newest began less than `stale` ago
                 break
             time.sleep(60 - time.time() % 60 + 0.5)  # the next minute: a newer bar to stand on
         self.assertEqual(self.empties(CBRL, "1m"), set())
         # lose the ten minutes below the newest bar: a hole younger than SETTLE; then every answer is
-        # a copy from before the bar under the newest one began
+        # a copy `stale` seconds old, which has no bar yet for the newest minutes of the hole
         self.execute("DELETE FROM candles WHERE timeframe = '1m' AND ts > ? AND ts < ?", newest - 600, newest)
-        stale = int(time.time() - (newest - 61))
         self.mock.call("POST", "/_mock/gecko", {"stale": stale})
         r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertLess(time.time() - (newest - 61), SETTLE, "the copy was younger than SETTLE")
         self.mock.call("POST", "/_mock/gecko", {"stale": None})
         self.assertEqual(self.empties(CBRL, "1m"), set(), "an interval with a bar was declared empty")
 
