@@ -61,6 +61,19 @@ return {
       resolutions = { "1h" },          -- 1m 5m 15m 1h 4h 1d
       history_days = 30,
     },
+    -- Canonical instruments (scripts/canonical/): BTC/USD daily from CoinGecko, Yahoo when
+    -- CoinGecko is unhealthy (breaker open, banned, failing, stale); closes compared hourly.
+    canonical = {
+      instruments = {
+        ["BTC/USD"] = {
+          timeframe = "1d",
+          sources = { { source = "coingecko", instrument = "bitcoin/usd" },
+                      { source = "yahoo", instrument = "BTC-USD" } },
+          tolerance = 0.01,            -- closes may differ by 1% before a divergence alert
+          grace = 7200,                -- CoinGecko publishes the last day at 00:35 UTC
+        },
+      },
+    },
   },
   -- Request budgets, shared by every script that names them. Binance counts request weight per
   -- IP: 6000 per minute on spot, reported back in X-MBX-USED-WEIGHT-1M.

@@ -43,7 +43,7 @@ local OPTIONS = {
   vs_currencies = { { "usd" }, C.list_of(C.string) },
   ohlc = { { "4h", "4d" }, C.list_of(C.one_of("30m", "4h", "4d")) },
   market_chart = { { "1d" }, C.list_of(C.one_of("5m", "1h", "1d")) },
-  history_days = { 365, C.number(1, 36500) },
+  history_days = { 365, C.number(0.01, 36500) },
 }
 
 M.MIGRATIONS = {

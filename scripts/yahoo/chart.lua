@@ -33,7 +33,7 @@ local OPTIONS = {
   budget = { SOURCE, C.string },
   tickers = { {}, C.list_of(C.string) },              -- none configured: nothing is called
   intervals = { { "1d" }, C.list_of(C.one_of("1m", "2m", "5m", "15m", "60m", "90m", "1d")) },
-  history_days = { 365, C.number(1, 36500) },
+  history_days = { 365, C.number(0.01, 36500) },
   user_agent = { UA, C.string },
 }
 

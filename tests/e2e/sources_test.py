@@ -144,9 +144,10 @@ class Sources(harness.Case):
         self.assertGreater(len(bars), 29 * 1440 * 0.9)
         self.assertTrue(any(v is None for _, v in bars) and any(v == 0 for _, v in bars))
         self.assertTrue(all(ts % 60 == 0 for ts, _ in bars))
-        empty = self.query("SELECT coalesce(sum((stop - start) / 60 + 1), 0) FROM empty_intervals"
-                           " WHERE source = 'yahoo' AND instrument = 'BTC-USD' AND timeframe = '1m'")[0][0]
         lo, hi = bars[0][0], bars[-1][0]
+        empty = self.query("SELECT coalesce(sum((stop - start) / 60 + 1), 0) FROM empty_intervals"
+                           " WHERE source = 'yahoo' AND instrument = 'BTC-USD' AND timeframe = '1m'"
+                           " AND start > ? AND stop < ?", lo, hi)[0][0]
         self.assertEqual(len(bars) + empty, (hi - lo) // 60 + 1, "every minute a bar or known-empty")
         q = self.get("/v8/finance/chart/BTC-USD?interval=1m&period1=%d&period2=%d" % (hi - 3600, hi))
         r = q["chart"]["result"][0]
@@ -190,9 +191,10 @@ class Sources(harness.Case):
         doc = self.get("/market/BTC-PERP/candles/60?limit=200&startTs=%d" % hi)
         src = {r["ts"]: r["fillClose"] for r in doc["records"]}
         self.assertEqual({t: c for t, c in bars.items() if t >= min(src)}, src)
-        empty = self.query("SELECT coalesce(sum((stop - start) / 3600 + 1), 0) FROM empty_intervals"
-                           " WHERE source = 'drift' AND instrument = 'BTC-PERP' AND timeframe = '1h'")[0][0]
         lo = min(bars)
+        empty = self.query("SELECT coalesce(sum((stop - start) / 3600 + 1), 0) FROM empty_intervals"
+                           " WHERE source = 'drift' AND instrument = 'BTC-PERP' AND timeframe = '1h'"
+                           " AND start > ? AND stop < ?", lo, hi)[0][0]
         self.assertEqual(len(bars) + empty, (hi - lo) // 3600 + 1, "hours without fills are known-empty")
         self.assertEqual(dict(self.query("SELECT instrument, canonical FROM canonical_map WHERE source = 'drift'")),
                          {"BTC-PERP": "BTC/USD:PERP", "ETH-PERP": "ETH/USD:PERP", "SOL-PERP": "SOL/USD:PERP",
@@ -208,6 +210,38 @@ class Sources(harness.Case):
         self.assertEqual(t[0], 100, "two pages of 50")
         self.assertEqual(t[0], t[1])
         self.assertGreater(t[2], 30000)
+
+    # ---- the README's worked example
+
+    def test_the_readme_example_source_collects_on_the_kit(self):
+        with open(os.path.join(harness.ARGS.source, "README.md")) as f:
+            text = f.read()
+        start = text.index("<!-- example: scripts/mexc/klines.lua")
+        code = text[text.index("```lua\n", start) + 7:text.index("```\n", text.index("```lua\n", start) + 7)]
+        lib = os.path.join(harness.ARGS.source, "scripts", "lib")
+        scripts = {"mexc/klines.lua": code, "lib/source.lua": os.path.join(lib, "source.lua"),
+                   "lib/series.lua": os.path.join(lib, "series.lua")}
+        cfg = {"database": {"path": "data/candled.db"}, "runtime": {"shutdown_grace": 2, "min_every": 0.1},
+               "paths": {"scripts": os.path.join(self.dir, "scripts")},
+               "sources": {"mexc": {"base_url": self.mock.url, "symbols": ["BENCHBTC"], "intervals": ["1h", "5m"],
+                                    "history_days": 2}},
+               "schedules": {"mexc.klines": {"every": 3600}}}
+        path = self.write_config(cfg, scripts=scripts)
+        stopped = self.run_until(path, lambda: self.ran_ok("mexc.klines")) and time.time()
+        now = int(stopped)
+        for tf, step in (("1h", 3600), ("5m", 300)):
+            ts = [r[0] for r in self.query("SELECT ts FROM candles WHERE source = 'mexc' AND timeframe = ?"
+                                           " ORDER BY ts", tf)]
+            first = (now - 2 * 86400) // step * step
+            self.assertEqual(ts, list(range(first, ts[-1] + 1, step)), tf)
+            self.assertGreaterEqual(ts[-1], now // step * step - 2 * step, tf + ": up to the last closed bar")
+        self.assertEqual(self.query("SELECT requests, ok FROM source_health WHERE source = 'mexc'")[0], (2, 2),
+                         "one call a series: each fits in 1000 bars")
+        cfg["sources"]["mexc"]["intervals"] = ["2h"]
+        path = self.write_config(cfg)
+        r = self.candled("run", "--config", path, timeout=20)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("sources.mexc.intervals: [1] must be one of 1m 5m 1h 1d, not 2h", r.stderr)
 
 
 if __name__ == "__main__":
