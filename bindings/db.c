@@ -512,6 +512,10 @@ static int rtl_db_migrate(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2);
+  if (rt_store_migration_version(s, name) == n) {   /* the common case: no write lock taken */
+    lua_pushinteger(L, n);
+    return 1;
+  }
   for (;;) {
     int have, rc = rt_store_migration_begin(s, name, &have);
     if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");

@@ -369,6 +369,7 @@ int rt_store_migration_begin(rt_store_t *s, const char *name, int *have) {
 
 int rt_store_migrate(rt_store_t *s, const char *name, const char *const *steps, int nsteps,
                      char *err, size_t errlen) {
+  if (rt_store_migration_version(s, name) == nsteps) return SQLITE_OK;   /* the common case: no lock */
   for (;;) {
     int have, rc = rt_store_migration_begin(s, name, &have);
     if (rc != SQLITE_OK) {
