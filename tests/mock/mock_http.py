@@ -722,9 +722,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.sent(entry, status)
                 if status == 429 and st.limiter.cfg["delay_429"]:
                     time.sleep(st.limiter.cfg["delay_429"])
+                if status == 429:                # marked as the write starts: once sent, the client's
+                    st.limiter.delivered()       # next request may be checked before this thread runs
                 self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
-                if status == 429:
-                    st.limiter.delivered()
                 return
 
         picked = st.pick_fault(self.command, path, query)
