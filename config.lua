@@ -38,6 +38,42 @@ return {
       trades_min_usd = 100,            -- only trades above this volume
       trades_per_run = 10,             -- pools called per trades run (every 5 minutes); rotation beyond
     },
+    -- CoinGecko (scripts/coingecko/collect.lua), every 15 minutes. The keyless plan allows 5-15
+    -- calls a minute (it varies); plan = "demo" or "pro" reads the key from $COINGECKO_API_KEY.
+    coingecko = {
+      plan = "public",
+      coins = { "bitcoin", "ethereum" },   -- CoinGecko ids (case-sensitive)
+      vs_currencies = { "usd" },
+      ohlc = { "4h", "4d" },           -- 30m (1 day back), 4h (30 days), 4d (365 days)
+      market_chart = { "1d" },         -- 5m, 1h, 1d points: price, market cap, 24 h volume
+      history_days = 365,              -- the keyless limit
+    },
+    -- Yahoo Finance chart API (scripts/yahoo/chart.lua), every 5 minutes; no published limits.
+    yahoo = {
+      tickers = { "BTC-USD", "ETH-USD", "^GSPC" },
+      intervals = { "1d" },            -- 1m (30 days), 2m..90m (60 days), 60m (730 days), 1d
+      history_days = 3650,
+    },
+    -- Drift perpetuals (scripts/drift/collect.lua), every minute: candles, funding, fills.
+    drift = {
+      base_url = "https://data.api.drift.trade",   -- or https://data.velocity.exchange (since 2026-06)
+      markets = { "BTC-PERP", "ETH-PERP", "SOL-PERP" },
+      resolutions = { "1h" },          -- 1m 5m 15m 1h 4h 1d
+      history_days = 30,
+    },
+    -- Canonical instruments (scripts/canonical/): BTC/USD daily from CoinGecko, Yahoo when
+    -- CoinGecko is unhealthy (breaker open, banned, failing, stale); closes compared hourly.
+    canonical = {
+      instruments = {
+        ["BTC/USD"] = {
+          timeframe = "1d",
+          sources = { { source = "coingecko", instrument = "bitcoin/usd" },
+                      { source = "yahoo", instrument = "BTC-USD" } },
+          tolerance = 0.01,            -- closes may differ by 1% before a divergence alert
+          grace = 7200,                -- CoinGecko publishes the last day at 00:35 UTC
+        },
+      },
+    },
   },
   -- Request budgets, shared by every script that names them. Binance counts request weight per
   -- IP: 6000 per minute on spot, reported back in X-MBX-USED-WEIGHT-1M.

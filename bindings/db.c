@@ -200,6 +200,15 @@ static int upsert_columns(lua_State *L, int rows, int opts) {
   return n;
 }
 
+/* Name i of the list at `list`, leaving the stack as it was (a string buffer may be in use: its
+** operations need the stack balanced between them). The list keeps the string alive. */
+static const char *list_name(lua_State *L, int list, int i) {
+  lua_rawgeti(L, list, i);
+  const char *name = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return name;
+}
+
 /* Build the two statements of an upsert: insert-or-ignore and update-if-different. */
 static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int keys, int nkeys,
                        char *iskey, int do_update) {
@@ -209,19 +218,15 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
   luaL_addstring(&b, table);
   luaL_addstring(&b, " (");
   for (int i = 1; i <= ncol; i++) {
-    lua_rawgeti(L, cols, i);
     if (i > 1) luaL_addchar(&b, ',');
-    luaL_addstring(&b, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    luaL_addstring(&b, list_name(L, cols, i));
   }
   luaL_addstring(&b, ") VALUES (");
   for (int i = 1; i <= ncol; i++) luaL_addstring(&b, i > 1 ? ",?" : "?");
   luaL_addstring(&b, ") ON CONFLICT (");
   for (int i = 1; i <= nkeys; i++) {
-    lua_rawgeti(L, keys, i);
     if (i > 1) luaL_addchar(&b, ',');
-    luaL_addstring(&b, lua_tostring(L, -1));
-    lua_pop(L, 1);
+    luaL_addstring(&b, list_name(L, keys, i));
   }
   luaL_addstring(&b, ") DO NOTHING");
   luaL_pushresult(&b);                         /* [insert] */
@@ -233,30 +238,24 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
     int first = 1;
     for (int i = 1; i <= ncol; i++) {
       if (iskey[i]) continue;
-      lua_rawgeti(L, cols, i);
-      lua_pushfstring(L, "%s%s = ?%d", first ? "" : ", ", lua_tostring(L, -1), i);
+      lua_pushfstring(L, "%s%s = ?%d", first ? "" : ", ", list_name(L, cols, i), i);
       luaL_addvalue(&b);
-      lua_pop(L, 1);
       first = 0;
     }
     luaL_addstring(&b, " WHERE ");
     first = 1;
     for (int i = 1; i <= ncol; i++) {
       if (!iskey[i]) continue;
-      lua_rawgeti(L, cols, i);
-      lua_pushfstring(L, "%s%s = ?%d", first ? "" : " AND ", lua_tostring(L, -1), i);
+      lua_pushfstring(L, "%s%s = ?%d", first ? "" : " AND ", list_name(L, cols, i), i);
       luaL_addvalue(&b);
-      lua_pop(L, 1);
       first = 0;
     }
     luaL_addstring(&b, " AND (");
     first = 1;
     for (int i = 1; i <= ncol; i++) {
       if (iskey[i]) continue;
-      lua_rawgeti(L, cols, i);
-      lua_pushfstring(L, "%s%s IS NOT ?%d", first ? "" : " OR ", lua_tostring(L, -1), i);
+      lua_pushfstring(L, "%s%s IS NOT ?%d", first ? "" : " OR ", list_name(L, cols, i), i);
       luaL_addvalue(&b);
-      lua_pop(L, 1);
       first = 0;
     }
     luaL_addstring(&b, ")");
@@ -513,6 +512,10 @@ static int rtl_db_migrate(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   int n = (int)lua_rawlen(L, 2);
+  if (rt_store_migration_version(s, name) == n) {   /* the common case: no write lock taken */
+    lua_pushinteger(L, n);
+    return 1;
+  }
   for (;;) {
     int have, rc = rt_store_migration_begin(s, name, &have);
     if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");

@@ -216,9 +216,17 @@ rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size
     snprintf(err, errlen, "%s: %s", path, s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     goto fail;
   }
-  sqlite3_busy_timeout(s->db, busy_timeout_ms > 0 ? busy_timeout_ms : 5000);
-  rc = rt_store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-                        "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
+  int timeout = busy_timeout_ms > 0 ? busy_timeout_ms : 5000;
+  sqlite3_busy_timeout(s->db, timeout);
+  /* Switching a new file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY without
+  ** calling the busy handler while another process opening the same file holds it: retried here
+  ** for as long as the busy timeout. */
+  for (int waited = 0;; waited += 10) {
+    rc = rt_store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                          "PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;");
+    if ((rc & 0xff) != SQLITE_BUSY || waited >= timeout) break;
+    sqlite3_sleep(10);
+  }
   if (rc != SQLITE_OK) {
     snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(s->db));
     goto fail;
@@ -369,6 +377,7 @@ int rt_store_migration_begin(rt_store_t *s, const char *name, int *have) {
 
 int rt_store_migrate(rt_store_t *s, const char *name, const char *const *steps, int nsteps,
                      char *err, size_t errlen) {
+  if (rt_store_migration_version(s, name) == nsteps) return SQLITE_OK;   /* the common case: no lock */
   for (;;) {
     int have, rc = rt_store_migration_begin(s, name, &have);
     if (rc != SQLITE_OK) {

@@ -581,7 +581,7 @@ function M.status()
     out[#out + 1] = { name = e.mod and e.name or e.module, file = e.file, kind = "script", version = e.gen,
                       loaded_at = e.loaded_at, every = e.every, cron = e.cron, scheduled = e.scheduled ~= nil,
                       last_error = e.last_error, rejected_at = e.rejected_at,
-                      module_version = e.mod and e.mod.version }
+                      module_version = e.mod and e.mod.version, source = e.mod and e.mod.source }
   end
   local seen = {}
   for n, rec in pairs(modules.live) do

@@ -149,12 +149,21 @@ local function collectors()
   return out
 end
 
+-- The API health the source kit keeps (scripts/lib/source.lua), by source; empty before any call.
+local function health()
+  local out = {}
+  local ok, rows = pcall(db.query, [[SELECT source, requests, success_rate, latency_mean, last_ok, last_error,
+    last_code, last_error_at, failures_in_row FROM source_health]])
+  if ok then for _, r in ipairs(rows or {}) do out[r.source] = r end end
+  return out
+end
+
 local H = {}
 local HELP = {}
 
-HELP[#HELP + 1] = "status()            every scheduled script: schedule, next run, last run, errors"
+HELP[#HELP + 1] = "status()            every scheduled script: schedule, next run, last run, errors, API health"
 function H.status()
-  local now, sched_by = time.now(), {}
+  local now, sched_by, api = time.now(), {}, health()
   for _, s in ipairs(sched.list()) do sched_by[s.name] = s end
   local out, status = {}, daemon_fn("status")
   if status then
@@ -166,6 +175,7 @@ function H.status()
         row.next_in, row.running, row.pending = math.floor((s.next_due - now) * 10 + 0.5) / 10, s.running, s.pending
         row.runs, row.failures, row.last_status = s.runs, s.failures, s.last_status
       end
+      row.health = e.source and api[e.source] or nil
       out[#out + 1] = row
     end
   else

@@ -29,7 +29,8 @@ function M.update(o, pool, tf)
   end
   -- from the newest stored bar (or the history target), re-reading the settle time
   local from = math.max(cursor.target, math.min(newest or cursor.target, time.floor(now - series.SETTLE, step)))
-  local limit = math.max(1, math.min(gt.MAX_LIMIT, (last_closed - from) // step + 1))
+  local want = (last_closed - from) // step + 1
+  local limit = math.max(1, math.min(gt.MAX_LIMIT, want))
   local rows, sent_or_err, code = gt.ohlcv(o, pool, tf, { before = last_closed + step, limit = limit,
                                                           priority = "realtime" })
   if not rows then return nil, sent_or_err, code end
@@ -39,8 +40,9 @@ function M.update(o, pool, tf)
   db.tx(function()
     stored = gt.store_candles(keep)
     series.record_empties(gt.SOURCE, pool, tf, step, gt.bar_times(rows), nil, nil, now)
-    -- a full page that does not reach the newest stored bar leaves a hole for the backfill
-    if newest and sent_or_err == limit and keep[1] and keep[1][4] > newest + step then
+    -- a page that could not reach the newest stored bar leaves a hole for the backfill (full,
+    -- where `limit` counts rows; asked for fewer intervals than are missing, where it counts those)
+    if newest and (sent_or_err == limit or limit < want) and keep[1] and keep[1][4] > newest + step then
       series.recheck_gaps(gt.SOURCE, pool, tf, newest)
     end
   end)

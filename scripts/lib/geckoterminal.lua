@@ -273,6 +273,23 @@ function M.ohlcv(o, pool, tf, opts)
   return rows, #list, bad
 end
 
+-- When a pool's history starts: its pool_created_at (epoch s) as stored with the pool, or nil.
+function M.created(pool)
+  local r = db.first("SELECT pool_created_at AS t FROM gt_pools WHERE pool = ?", pool)
+  return r and math.tointeger(r.t)
+end
+
+-- Look a pool up (one call: its name, tokens and pool_created_at are stored). Returns true, or
+-- nil, message, code (NOT_FOUND: the API does not know it).
+function M.lookup(o, pool, priority)
+  local addr = assert(M.address_of(o, pool))
+  local doc, err, code = M.get(o, ("/networks/%s/pools/%s"):format(o.network, addr),
+                               { include = "base_token,quote_token,dex" }, priority or "backfill")
+  if not doc then return nil, err, code end
+  M.store_pools(o, doc)
+  return true
+end
+
 -- The oldest bar a series wants: history_days back from `now`, on the bar grid.
 function M.target(o, tf, now)
   local step = M.TIMEFRAMES[tf][3]

@@ -93,12 +93,14 @@ end
 -- ---- HTTP and health -------------------------------------------------------------------------
 
 local HEALTH = [[INSERT INTO source_health (source, requests, ok, latency_total, last_ok, last_error,
-    last_code, last_error_at, updated) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+    last_code, last_error_at, updated, failures_in_row) VALUES (?1, 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1 - ?2)
   ON CONFLICT (source) DO UPDATE SET requests = requests + 1, ok = ok + ?2,
+    failures_in_row = CASE WHEN ?2 = 1 THEN 0 ELSE failures_in_row + 1 END,
     latency_total = latency_total + ?3, last_ok = coalesce(?4, last_ok),
     last_error = coalesce(?5, last_error), last_code = coalesce(?6, last_code),
     last_error_at = coalesce(?7, last_error_at), updated = ?8]]
 
+local migrated = false
 function K.migrate()
   local v, err = db.migrate("source_kit", {
     [[CREATE TABLE source_health (source TEXT PRIMARY KEY, requests INTEGER NOT NULL DEFAULT 0,
@@ -106,12 +108,17 @@ function K.migrate()
         success_rate REAL GENERATED ALWAYS AS (1.0 * ok / requests) VIRTUAL,
         latency_mean REAL GENERATED ALWAYS AS (latency_total / requests) VIRTUAL,
         last_ok REAL, last_error TEXT, last_code TEXT, last_error_at REAL, updated REAL)]],
+    -- which canonical instrument (BTC/USD) a source's instrument (bitcoin/usd, BTC-USD, BTCUSDT) is
+    [[CREATE TABLE canonical_map (source TEXT NOT NULL, instrument TEXT NOT NULL, canonical TEXT NOT NULL,
+        PRIMARY KEY (source, instrument));
+      CREATE INDEX canonical_map_by_canonical ON canonical_map (canonical);
+      ALTER TABLE source_health ADD COLUMN failures_in_row INTEGER NOT NULL DEFAULT 0]],
   })
+  migrated = true
   if not v then error("source kit tables: " .. err) end
 end
 
 -- One answer (or failure) of a source's API, for its health: `code` nil on success.
-local migrated = false
 function K.record(source, seconds, code, message)
   if not migrated then K.migrate() end          -- the table is created on first use
   migrated = true
@@ -170,9 +177,20 @@ function K.upsert(tbl, rows, keys, keep, columns)
     for k in pairs(rows[1]) do columns[#columns + 1] = k end
     table.sort(columns)
   end
+  if not keep then                              -- one batch in C: positional rows in column order
+    local list = {}
+    for i, r in ipairs(rows) do
+      local row = {}
+      for j, c in ipairs(columns) do row[j] = r[c] end
+      list[i] = row
+    end
+    local ok, err = db.upsert(tbl, list, { keys = keys, columns = columns })
+    if not ok then error(("%s: %s"):format(tbl, err)) end
+    return
+  end
   local fixed, sets, marks = {}, {}, {}
   for _, k in ipairs(keys) do fixed[k] = true end
-  for _, k in ipairs(keep or {}) do fixed[k] = true end
+  for _, k in ipairs(keep) do fixed[k] = true end
   for i, c in ipairs(columns) do
     marks[i] = "?"
     if not fixed[c] then sets[#sets + 1] = ("%s = excluded.%s"):format(c, c) end
@@ -196,6 +214,12 @@ function K.instrument(source, instrument, fields)
               first_seen = now, last_seen = now }
   K.upsert("instruments", { r }, { "source", "instrument" }, { "first_seen" },
            { "source", "instrument", "symbol", "name", "base", "quote", "status", "first_seen", "last_seen" })
+end
+
+-- Map a source's instrument to a canonical one (kept in canonical_map).
+function K.map(source, instrument, canonical)
+  K.upsert("canonical_map", { { source = source, instrument = instrument, canonical = canonical } },
+           { "source", "instrument" })
 end
 
 -- ---- candles ---------------------------------------------------------------------------------
@@ -265,7 +289,8 @@ function K.sync(S, o, inst, tf, days, now)
   local step = S.step(tf)
   local last = time.floor(now, step) - step
   local target = K.target(days, step, now)
-  if S.earliest then target = math.max(target, time.floor(S.earliest(o, tf, now), step) + step) end
+  local earliest = S.earliest and S.earliest(o, tf, now)
+  if earliest then target = math.max(target, time.floor(earliest, step) + step) end
   local c = series.want(S.name, inst, tf, target)
   local stored = 0
   local function keep(rows)

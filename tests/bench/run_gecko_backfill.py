@@ -8,7 +8,9 @@ admits 30 requests per 60/SCALE seconds (429 beyond, 418 for ignoring a 429) and
 `geckoterminal` declares the same window (no reserve). A fresh daemon with K watchlist pools and
 all 7 timeframes (1m 5m 15m 1h 4h 12h 1d) backfills DAYS of history; only the watchlist and
 backfill scripts run, so every OHLCV call is backfill. Reports:
-  calls made / minimum calls: the minimum is, per series, ceil(bars in the window / 1000);
+  calls made / minimum calls: the minimum comes from the source, not from what candled did: per
+  series, ceil(bars the mock holds from the series' target to the last closed bar / 1000) OHLCV
+  calls (read from the mock after the run, its limiter off), plus one pool lookup per pool;
   wall time / budget-limited minimum: from the first to the last API call, against the time the
   limit needs to admit that minimum (call k can go at floor(k / 30) windows).
 """
@@ -32,6 +34,25 @@ def call(url, method="GET", body=None):
     req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None)
     text = urllib.request.urlopen(req).read()
     return json.loads(text) if text else None
+
+
+TF = {"1m": ("minute", 1, 60), "5m": ("minute", 5, 300), "15m": ("minute", 15, 900),
+      "1h": ("hour", 1, 3600), "4h": ("hour", 4, 14400), "12h": ("hour", 12, 43200), "1d": ("day", 1, 86400)}
+
+
+def source_bars(url, pool, tf, lo, ended):
+    """Bars the mock holds for `pool` `tf` from `lo` to the last bar closed at `ended` (paged by rows)."""
+    seg, agg, step = TF[tf]
+    hi = int(ended) // step * step - step
+    n, before = 0, hi + step
+    while True:
+        doc = call("%s/api/v2/networks/solana/pools/%s/ohlcv/%s?aggregate=%d&limit=1000&before_timestamp=%d"
+                   % (url, pool.split("_", 1)[1], seg, agg, before))
+        rows = doc["data"]["attributes"]["ohlcv_list"]
+        n += sum(1 for r in rows if lo <= r[0] <= hi)
+        if len(rows) < 1000 or rows[-1][0] <= lo:
+            return n
+        before = rows[-1][0]
 
 
 def main():
@@ -83,22 +104,26 @@ def main():
             daemon.terminate()
             daemon.wait(timeout=30)
             con = sqlite3.connect(db)
-            bars = con.execute("SELECT instrument, timeframe, count(*) FROM candles GROUP BY 1, 2").fetchall()
+            stored = con.execute("SELECT count(*) FROM candles").fetchone()[0]
+            targets = con.execute("SELECT instrument, timeframe, target FROM backfill").fetchall()
             con.close()
         log = call(url + "/_mock/requests")
         lim = call(url + "/_mock/limiter")
+        ended = max(r["time"] for r in log if r["path"].startswith("/api/v2/"))
+        call(url + "/_mock/limiter", "DELETE")
+        held = {(pool, tf): source_bars(url, pool, tf, target, ended) for pool, tf, target in targets}
     finally:
         mock.stdin.close()
         mock.wait(timeout=10)
     api = [r for r in log if r["path"].startswith("/api/v2/")]
     ohlcv = [r for r in api if "/ohlcv/" in r["path"]]
-    minimum = sum(math.ceil(n / 1000) for _, _, n in bars)
-    made_all, min_all = len(api), minimum + (len(api) - len(ohlcv))
+    minimum = sum(math.ceil(n / 1000) for n in held.values())
+    made_all, min_all = len(api), minimum + a.pools             # one pool lookup per pool
     wall = max(r["time"] for r in api) - min(r["time"] for r in api)
     min_wall = ((min_all - 1) // LIMIT) * window
     print("gecko backfill: %d pools x 7 timeframes, %g days, limit %d per %g s (30/min scaled x%g)"
           % (a.pools, a.days, LIMIT, window, a.scale))
-    print("bars stored        : %d in %d series" % (sum(n for _, _, n in bars), len(bars)))
+    print("bars held by source: %d in %d series (stored: %d)" % (sum(held.values()), len(held), stored))
     print("OHLCV calls        : %d made, %d minimum -> ratio %.3f (target <= 1.05)"
           % (len(ohlcv), minimum, len(ohlcv) / minimum))
     print("all API calls      : %d (minimum %d)" % (made_all, min_all))

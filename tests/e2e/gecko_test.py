@@ -226,6 +226,18 @@ class Gecko(harness.Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([q for q in self.mock.requests() if history(q)], [], "no history fetched again")
 
+    def test_days_bounds_what_the_command_fetches(self):
+        """Issue 10, item 4: --days 1 on a 1m series with history_days 5 fetches one day (it paged back
+        all five before); deeper history stays the daemon's job."""
+        cfg = self.config([CBRL], days=5)
+        r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m", "--days", "1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ohlcv = [q for q in self.mock.requests() if "/ohlcv/" in q["path"]]
+        self.assertLessEqual(len(ohlcv), 2, "1441 bars: the present and one page back")
+        got = self.stored_bars(CBRL, "1m")
+        self.assertGreaterEqual(min(got), time.time() - 86400 - 180)
+        self.assertSeries(CBRL, "1m", time.time())
+
     def test_killed_backfill_resumes_without_gaps_or_duplicates(self):
         cfg = self.config([CBRL], days=7)
         # slow pages so the process is killed in the middle
@@ -249,9 +261,13 @@ class Gecko(harness.Case):
         self.assertSeries(CBRL, "1m", time.time())
 
     def test_gaps_are_fetched_again_and_empty_intervals_are_not(self):
+        # every fifth hour empty: the window always holds known-empty intervals (the default ~3% left
+        # a third of the runs with none, and nothing to check)
+        self.mock.call("POST", "/_mock/gecko", {"pools": {CBRL: {"empty_every": 5}}})
         cfg = self.config([CBRL], days=2)
         r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1h")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertGreaterEqual(len(self.empties(CBRL, "1h")), 8, "known-empty intervals to leave alone")
         bars = sorted(self.stored_bars(CBRL, "1h"))
         lost = bars[5:9]
         self.execute("DELETE FROM candles WHERE timeframe = '1h' AND ts BETWEEN ? AND ?", lost[0], lost[-1])
@@ -263,6 +279,75 @@ class Gecko(harness.Case):
         self.assertEqual(len(calls), 1, "one call for the gap, none for known-empty intervals")
         self.assertEqual(int(calls[0]["query"]["before_timestamp"]), bars[9])
         self.assertSeries(CBRL, "1h", time.time())
+
+    def test_a_long_gap_is_filled_exactly_when_limit_counts_intervals(self):
+        """A gap of more than 1000 intervals takes pages that cannot reach the bar below it: where `limit`
+        counts intervals, such a page comes back short without having seen the rest of the gap, which
+        must not be declared empty."""
+        self.mock.call("POST", "/_mock/gecko", {"limit_counts": "intervals", "pools": {CBRL: {"empty_every": 7}}})
+        cfg = self.config([CBRL], days=2, timeframes=["1m"])
+        r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        bars = sorted(self.stored_bars(CBRL, "1m"))
+        lost = bars[100:1700]                      # about 1830 intervals between the bars either side
+        self.execute("DELETE FROM candles WHERE timeframe = '1m' AND ts BETWEEN ? AND ?", lost[0], lost[-1])
+        self.execute("DELETE FROM empty_intervals WHERE timeframe = '1m' AND start BETWEEN ? AND ?",
+                     lost[0], lost[-1])
+        r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("(0 pages, 1600 from gaps)", r.stdout)
+        self.mock.call("POST", "/_mock/gecko", {"limit_counts": "rows"})     # source_bars pages by rows
+        self.assertSeries(CBRL, "1m", time.time())
+
+    def test_a_stale_page_never_makes_an_interval_known_empty(self):
+        """The settle rule: the API may answer with a copy up to a minute old (the mock: up to three),
+        so an interval younger than SETTLE that a page shows without a bar is never declared empty."""
+        self.mock.call("POST", "/_mock/gecko", {"pools": {CBRL: {"empty_every": 0}}})   # no empty interval
+        cfg = self.config([CBRL], days=1, timeframes=["1m"])
+        stale = SETTLE - 10                          # a copy this old is still inside the settle time
+        while True:
+            r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            newest = max(self.stored_bars(CBRL, "1m"))
+            if time.time() - newest <= 100:          # the bar under the newest began less than `stale` ago
+                break
+            time.sleep(60 - time.time() % 60 + 0.5)  # the next minute: a newer bar to stand on
+        self.assertEqual(self.empties(CBRL, "1m"), set())
+        # lose the ten minutes below the newest bar: a hole younger than SETTLE; then every answer is
+        # a copy `stale` seconds old, which has no bar yet for the newest minutes of the hole
+        self.execute("DELETE FROM candles WHERE timeframe = '1m' AND ts > ? AND ts < ?", newest - 600, newest)
+        self.mock.call("POST", "/_mock/gecko", {"stale": stale})
+        r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.mock.call("POST", "/_mock/gecko", {"stale": None})
+        self.assertEqual(self.empties(CBRL, "1m"), set(), "an interval with a bar was declared empty")
+
+    def test_history_ends_exactly_whatever_limit_counts(self):
+        """GeckoTerminal's `limit` may count rows or the intervals a page spans: the backfill stops at
+        the pool's first interval (pool_created_at) in both cases, no earlier and no later."""
+        start = int(time.time()) - 2 * 86400 - 1234
+        for mode in ("intervals", "rows"):
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.db_path + suffix):
+                    os.remove(self.db_path + suffix)
+            self.mock.call("POST", "/_mock/gecko", {"limit_counts": mode,
+                                                    "pools": {CBRL: {"start": start, "empty_every": 7}}})
+            cfg = self.config([CBRL], days=3)
+            self.mock.call("DELETE", "/_mock/requests")
+            r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1m,1h")
+            self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+            calls = {tf: len([q for q in self.mock.requests() if "/ohlcv/%s" % TF[tf][0] in q["path"]])
+                     for tf in ("1m", "1h")}
+            self.mock.call("POST", "/_mock/gecko", {"limit_counts": "rows"})     # source_bars pages by rows
+            for tf in ("1m", "1h"):
+                step = TF[tf][2]
+                self.assertSeries(CBRL, tf, time.time())
+                self.assertEqual(self.query("SELECT first_ts FROM backfill WHERE timeframe = ?", tf),
+                                 [(start // step * step,)], (mode, tf))
+                # the source's own count: the intervals from the pool's first to the present, 1000 a page
+                # (one more: the call that brings the series up to the present ends where history starts)
+                pages = -(-(int(time.time()) // step - start // step + 1) // 1000)
+                self.assertLessEqual(calls[tf], pages + 1, (mode, tf, calls))
 
     def test_watchlist_edits_apply_while_running_and_gone_pools_keep_their_data(self):
         cfg = self.config([CBRL], timeframes=["1h", "1d"])
@@ -410,8 +495,18 @@ class Gecko(harness.Case):
         r = self.candled("run", "--config", cfg, timeout=20)
         self.assertEqual(r.returncode, 1)
         self.assertIn("another daemon is running on %s" % os.path.realpath(self.db_path), r.stderr)
+        # no call from the command while a daemon runs (issue 19, item 11): a pool the database knows
+        # costs no lookup at all, an unknown one is looked up once, by the daemon
+        lookups = lambda addr: [q for q in self.mock.requests() if q["path"] == "/api/v2/networks/solana/pools/" + addr]
+        self.mock.call("DELETE", "/_mock/requests")
+        r = self.backfill(cfg, "--pool", CBRL, "--timeframe", "1d", "--days", "2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(lookups(CBRL), [], "the command looked the pool up itself")
         r = self.backfill(cfg, "--pool", TROLL, "--timeframe", "1h,4h", "--days", "2")
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(lookups(TROLL)), 1)
+        self.assertEqual(self.query("SELECT count(*) FROM gt_pools WHERE pool = ? AND name IS NOT NULL",
+                                    "solana_" + TROLL), [(1,)])
         self.assertIn("a daemon is running on this database", r.stdout)
         self.assertRegex(r.stdout, r"solana_%s 1h: \d+ bars stored" % TROLL)
         self.assertIn("2 timeframe(s), 0 failed", r.stdout)

@@ -416,4 +416,20 @@ T.test("ATTACH, DETACH, VACUUM INTO and durability pragmas are not authorized", 
   T.ok(db.first("PRAGMA table_info(runs)"), "reading pragmas is fine")
 end)
 
+T.test("upsert: a table of 60 columns (long statements built while the stack is in use)", function()
+  local cols = {}
+  for i = 1, 60 do cols[i] = "column_number_" .. i end
+  db.exec("CREATE TABLE wide60 (" .. table.concat(cols, ", ") .. ", PRIMARY KEY (column_number_1, column_number_2))")
+  local rows = {}
+  for r = 1, 3 do
+    local row = { "k", r }
+    row[60] = r * 10
+    rows[r] = row
+  end
+  T.eq({ db.upsert("wide60", rows, { keys = { "column_number_1", "column_number_2" }, columns = cols }) }, { 3, 0 })
+  rows[2][59] = "changed"
+  T.eq({ db.upsert("wide60", rows, { keys = { "column_number_1", "column_number_2" }, columns = cols }) }, { 0, 1 })
+  T.eq(db.first("SELECT column_number_59 AS v FROM wide60 WHERE column_number_2 = 2").v, "changed")
+end)
+
 T.run()

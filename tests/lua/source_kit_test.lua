@@ -77,16 +77,20 @@ T.test("sync: forward to the last closed bar, empties recorded, then nothing fet
   T.ok(empty >= 14, "empties " .. empty)
   S.calls = {}
   T.eq(kit.sync(S, {}, "X", "1m", days, now), 0)
-  T.eq(#S.calls, 0, "nothing fetched again")
+  -- nothing fetched again but a newest interval too young to be declared empty
+  for _, c in ipairs(S.calls) do T.ok(c[1] >= now - 180 - 60, "only the settle time is asked again") end
+  S.calls = {}
   -- a lost bar in the middle is a gap: fetched again, alone
   local mid = first + 60 * 40
   if mid // 60 % 7 == 3 then mid = mid + 60 end
   db.exec("DELETE FROM candles WHERE source = ? AND instrument = 'X' AND ts = ?", S.name, mid)
   db.exec("UPDATE backfill SET gaps_checked = NULL WHERE source = ?", S.name)
-  T.eq(kit.sync(S, {}, "X", "1m", days, now), 1)
-  T.eq(#S.calls, 1)
-  T.eq(S.calls[1][2], mid)
-  T.ok(S.calls[1][1] >= mid - 60, "the gap's window only")
+  T.ok(kit.sync(S, {}, "X", "1m", days, now) >= 1)
+  local gap = {}
+  for _, c in ipairs(S.calls) do if c[1] <= mid and mid <= c[2] then gap[#gap + 1] = c end end
+  T.eq(#gap, 1, "the gap is fetched once")
+  T.ok(gap[1][1] >= mid - 60 and gap[1][2] <= mid + 60, "the gap's window only (with a known-empty neighbour)")
+  T.eq(db.first("SELECT count(*) AS n FROM candles WHERE source = ? AND ts = ?", S.name, mid).n, 1)
   -- a deeper history: paged back from the oldest stored bar, newest window first
   S.calls = {}
   local oldest = kit.oldest(S.name, "X", "1m")

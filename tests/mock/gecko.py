@@ -29,6 +29,8 @@ dex or pool), 400 with the reason as title, 405 for methods other than GET/HEAD.
       each pool once, in request order.
   /api/v2/networks/{net}/pools/{address}?include=...
       "data" is one object; 404 when unknown.
+  Pools are served with attributes.pool_created_at = the start of their OHLCV history (below),
+  so a client may rely on it to know where a pool's history begins.
   `include` (comma list of base_token, quote_token, dex) adds "included": the token / dex
   objects in order of first appearance; unknown names are ignored.
 
@@ -50,7 +52,13 @@ dex or pool), 400 with the reason as title, 405 for methods other than GET/HEAD.
       Empty intervals (no trades): interval n (= ts // I) is empty when sha-seeded noise says so
       (~3%), or with the pool override empty_every=K exactly when n % K == 0 (K = 0: none); the
       first interval is never empty. They are absent unless include_empty_intervals=true, which
-      shows them as [ts, prev close x4, 0]. `limit` counts returned rows.
+      shows them as [ts, prev close x4, 0]. `limit` counts returned rows (the default), or with
+      "limit_counts": "intervals" the intervals a page spans (empty ones included, so a page
+      holds fewer rows than `limit` whenever one of its intervals is empty): the reference data
+      does not settle which one the real API does, so clients must be exact under both.
+      "stale": S answers every OHLCV request with the page as it was S seconds ago (a CDN copy:
+      the real API caches answers up to a minute): bars younger than that are missing and the
+      bar forming then has its values of then.
       Prices: a deterministic path P(t) = base_token_price_usd * exp(noise(t)) seeded by the
       address (same P for every timeframe, so open/close agree across timeframes); open = close
       of the previous non-empty interval (as in the real data), close = P(interval end), high/low
@@ -78,7 +86,8 @@ that set "now"; a pool's default OHLCV start is anchor - 200 days (rounded down 
 so advancing now does not move history.
 
 Control (never logged/limited/faulted; /_mock/reset also resets all of this):
-    POST   /_mock/gecko  {"now": EPOCH|null,
+    POST   /_mock/gecko  {"now": EPOCH|null, "stale": SECONDS|null (0/null: fresh answers),
+                          "limit_counts": "rows"|"intervals"|null (null: rows),
                           "pools": {"<address>": {"start": EPOCH|null,  OHLCV history start
                                                   "empty_every": K|null, every n%K==0 interval
                                                                           empty, 0 = none
@@ -86,7 +95,8 @@ Control (never logged/limited/faulted; /_mock/reset also resets all of this):
                                                                  left out of multi / top pools
                  Keys merge into the current overrides (null removes one); unknown keys or
                  addresses, or bad values: 400 (nothing applied). Answers the state (as GET).
-    GET    /_mock/gecko  {"now","fixed_now","anchor","default_start","pools","catalogue"}
+    GET    /_mock/gecko  {"now","fixed_now","anchor","default_start","pools","catalogue","stale",
+                          "limit_counts"}
     DELETE /_mock/gecko  back to the startup state (like /_mock/reset)
 """
 import collections
@@ -313,6 +323,8 @@ class Gecko:
             self.fixed_now = self.cli_now
             self.anchor = self._now_locked()
             self.overrides = {}
+            self.stale = 0
+            self.limit_counts = "rows"
             self.generation = getattr(self, "generation", 0) + 1
             self.cache.clear()
 
@@ -328,7 +340,8 @@ class Gecko:
             return {"now": self._now_locked(), "fixed_now": self.fixed_now, "anchor": self.anchor,
                     "default_start": self._default_start_locked(),
                     "pools": {a: dict(o) for a, o in self.overrides.items()},
-                    "catalogue": len(self.cat.pools)}
+                    "catalogue": len(self.cat.pools), "stale": self.stale,
+                    "limit_counts": self.limit_counts}
 
     def _default_start_locked(self):
         return (self.anchor - HISTORY_DAYS * 86400) // 60 * 60
@@ -360,13 +373,18 @@ class Gecko:
             spec = json.loads(body or b"{}")
             if not isinstance(spec, dict):
                 raise ValueError("body must be a JSON object")
-            unknown = sorted(set(spec) - {"now", "pools"})
+            unknown = sorted(set(spec) - {"now", "pools", "stale", "limit_counts"})
             if unknown:
                 raise ValueError("unknown key(s): " + ", ".join(unknown))
             now = spec.get("now")
             if now is not None and (isinstance(now, bool) or not isinstance(now, (int, float))
                                     or not math.isfinite(now) or now < 0):
                 raise ValueError("now must be an epoch number or null")
+            stale = spec.get("stale")
+            if stale is not None and (isinstance(stale, bool) or not isinstance(stale, int) or stale < 0):
+                raise ValueError("stale must be an integer number of seconds >= 0 or null")
+            if spec.get("limit_counts") not in (None, "rows", "intervals"):
+                raise ValueError("limit_counts must be rows, intervals or null")
             pools = spec.get("pools") or {}
             if not isinstance(pools, dict):
                 raise ValueError("pools must be an object")
@@ -392,6 +410,10 @@ class Gecko:
             if "now" in spec:
                 self.fixed_now = None if now is None else float(now)
                 self.anchor = self._now_locked()
+            if "stale" in spec:
+                self.stale = stale or 0
+            if "limit_counts" in spec:
+                self.limit_counts = spec["limit_counts"] or "rows"
             for addr, o in pools.items():
                 cur = self.overrides.setdefault(addr, {})
                 for k, v in o.items():
@@ -469,7 +491,13 @@ class Gecko:
                     out.append(obj)
         return out
 
+    def _served(self, pool):
+        """A pool object as served: pool_created_at is the start of its OHLCV history."""
+        _, start, _ = self._pool_view(pool["attributes"]["address"])
+        return dict(pool, attributes=dict(pool["attributes"], pool_created_at=iso(start)))
+
     def _pool_doc(self, data, pools, query):
+        data = [self._served(p) for p in data] if isinstance(data, list) else self._served(data)
         doc = {"data": data}
         inc = self._includes(query)
         if inc is not None:
@@ -575,17 +603,17 @@ class Gecko:
         if token not in ("base", "quote"):
             raise bad_request("token must be base, quote or one of the pool's token addresses")
         include_empty = (q.get("include_empty_intervals") or "").lower() == "true"
-        now = self.now()
         with self.lock:
-            gen = self.generation
-        key = (gen, address, interval, before, limit, currency, token, include_empty, now)
+            now = self._now_locked() - self.stale       # a stale copy: the page as it was then
+            gen, by_intervals = self.generation, self.limit_counts == "intervals"
+        key = (gen, address, interval, before, limit, currency, token, include_empty, now, by_intervals)
         with self.lock:
             rows = self.cache.get(key)
             if rows is not None:
                 self.cache.move_to_end(key)
         if rows is None:
             rows = self._candles(self.cat.markets[address], interval, start, empty_every, now,
-                                 before, limit, include_empty, currency, token)
+                                 before, limit, include_empty, currency, token, by_intervals)
             with self.lock:
                 self.cache[key] = rows
                 while len(self.cache) > 64:
@@ -608,8 +636,8 @@ class Gecko:
         return empty_every > 0 and n % empty_every == 0
 
     def _candles(self, mk, I, start, empty_every, now, before, limit, include_empty,
-                 currency, token):
-        """-> JSON bytes of the ohlcv_list."""
+                 currency, token, by_intervals=False):
+        """-> JSON bytes of the ohlcv_list. `limit` counts rows, or the intervals spanned."""
         n_first = start // I
         n_top = now // I
         if before is not None:
@@ -618,8 +646,9 @@ class Gecko:
             return b"[]"
         picked = []                              # (n, empty), newest first
         n = n_top
-        while n >= n_first and len(picked) < limit:
-            if empty_every == 1 and not include_empty:
+        n_stop = n_top - limit                   # by intervals: the page spans n_stop+1 .. n_top
+        while n >= n_first and (n > n_stop if by_intervals else len(picked) < limit):
+            if empty_every == 1 and not include_empty and not by_intervals:
                 picked.append((n_first, False))  # everything else is empty
                 break
             e = self._is_empty(mk, I, n, n_first, empty_every)

@@ -20,9 +20,12 @@ Routes (DIR = --fixtures):
     GET  /dapi/v1/klines         COIN-M klines        (same limits as USDT-M).
     GET  /api/v2/...             GeckoTerminal API replay: see gecko.py (data DIR/geckoterminal/,
                                  --gecko-now, control /_mock/gecko, also cleared by /_mock/reset).
+    GET  /api/v3/coins/..., /v8/finance/chart/..., /market/..., /stats/markets, /fundingRates
+                                 CoinGecko, Yahoo Finance and Drift: see markets.py (data
+                                 DIR/coingecko|yahoo|drift/, --markets-now, control /_mock/markets).
     Anything else: 404 {"error":"not found","path":...}; a known path with the wrong method: 405.
 
-Klines (shared/docs/exchanges.md 1.3): params symbol, interval, startTime, endTime, limit.
+Klines (Binance spot/futures klines): params symbol, interval, startTime, endTime, limit.
     Data: DIR/binance/<api|fapi|dapi>/klines_<SYMBOL>_<interval>.json if present, else
     DIR/binance/klines_<SYMBOL>_<interval>.json (JSON array of 12-element rows, ascending).
     Window: none -> last `limit` rows; startTime -> first `limit` rows with openTime >= startTime;
@@ -156,6 +159,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import gecko  # noqa: E402  (GeckoTerminal routes; lives next to this file)
+import markets  # noqa: E402  (CoinGecko, Yahoo Finance and Drift routes; next to this file)
 
 FAULT_PARAMS = ("_status", "_delay", "_reset", "_truncate", "_gzip", "_retry_after", "_drip")
 
@@ -627,6 +631,7 @@ class MockServer(ThreadingHTTPServer):
         self.klines = KlineStore(opts.fixtures, opts.bench_end_ms)
         self.http_dir = os.path.realpath(os.path.join(opts.fixtures, "http"))
         self.gecko = gecko.Gecko(opts)
+        self.markets = markets.Markets(opts)
         super().__init__(addr, Handler)
 
     def get_request(self):
@@ -687,6 +692,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self):
         st = self.server.state
         arrived = st.limiter.clock()             # before the body: when the request was on the wire
+        self.arrived, self.after_send = arrived, None
         url = urlsplit(self.path)
         path = unquote(url.path)
         qs = parse_qs(url.query, keep_blank_values=True)
@@ -716,9 +722,9 @@ class Handler(BaseHTTPRequestHandler):
                 st.sent(entry, status)
                 if status == 429 and st.limiter.cfg["delay_429"]:
                     time.sleep(st.limiter.cfg["delay_429"])
+                if status == 429:                # marked as the write starts: once sent, the client's
+                    st.limiter.delivered()       # next request may be checked before this thread runs
                 self.send(status, payload, [("Content-Type", JSON_TYPE)] + limit_headers)
-                if status == 429:
-                    st.limiter.delivered()
                 return
 
         picked = st.pick_fault(self.command, path, query)
@@ -771,6 +777,8 @@ class Handler(BaseHTTPRequestHandler):
 
         st.sent(entry, status)
         self.send(status, payload, headers, truncate=truncate, drip=drip)
+        if self.after_send:                      # e.g. a markets limiter's 429 was delivered
+            self.after_send()
 
     def send(self, status, payload, headers, truncate=None, drip=0.0):
         """Write the whole response; headers and a small body go out in one write."""
@@ -880,9 +888,12 @@ class Handler(BaseHTTPRequestHandler):
                     st.reset_stats()
                 st.limiter.configure({"limit": 0})
                 self.server.gecko.reset()
+                self.server.markets.reset()
                 return 200, {"ok": True}
         elif path == "/_mock/gecko":
             return self.server.gecko.control(m, body)
+        elif path == "/_mock/markets":
+            return self.server.markets.control(m, body)
         elif path == "/_mock/health":
             return 200, {"ok": True}
         else:
@@ -900,6 +911,11 @@ class Handler(BaseHTTPRequestHandler):
             return status, payload, [("Content-Type", BINANCE_JSON_TYPE)]
         if path.startswith("/api/v2/"):
             return self.server.gecko.route(method, path, query, self.headers)
+        if self.server.markets.api_of(path):
+            r = self.server.markets.route(method, path, query, self.headers, self.arrived)
+            if len(r) == 4:
+                self.after_send = r[3]
+            return r[:3]
         if path == "/echo":
             return 200, dumps({"method": method, "path": path, "query": query,
                                "raw_query": urlsplit(self.path).query,
@@ -1009,6 +1025,7 @@ def parse_args(argv=None):
     p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="close keep-alive connections idle this long (0 = never)")
     gecko.add_args(p)
+    markets.add_args(p)
     return p.parse_args(argv)
 
 

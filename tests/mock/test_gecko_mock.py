@@ -45,7 +45,10 @@ def load_json(path):
 
 
 POOLS = load_json(os.path.join(GT, "pools.json"))
-BY_ADDR = {p["attributes"]["address"]: p for p in POOLS["data"]}
+# As served: pool_created_at is the start of the pool's OHLCV history (by default 200 days before NOW)
+CREATED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((NOW - 200 * 86400) // 60 * 60))
+BY_ADDR = {p["attributes"]["address"]: dict(p, attributes=dict(p["attributes"], pool_created_at=CREATED))
+           for p in POOLS["data"]}
 TOKENS = {t["id"]: t for t in POOLS["included"]}
 
 
@@ -194,7 +197,7 @@ class GeckoMockTest(unittest.TestCase):
     # ---- pools
 
     def test_top_pools_paging_sort_include(self):
-        want = sorted((p for p in POOLS["data"] if p["relationships"]["dex"]["data"]["id"] == "heaven"),
+        want = sorted((p for p in BY_ADDR.values() if p["relationships"]["dex"]["data"]["id"] == "heaven"),
                       key=lambda p: (-tx24(p), p["attributes"]["address"]))
         got = []
         for page in range(1, 4):
@@ -368,6 +371,34 @@ class GeckoMockTest(unittest.TestCase):
         self.control({"pools": {CBRL: {"empty_every": 1, "start": NOW - 10 * 3600}}})
         rows, _, _ = self.ohlcv(CBRL, "hour")
         self.assertEqual([r[0] for r in rows], [(NOW - 10 * 3600) // 3600 * 3600])  # first only
+
+    def test_limit_counts_intervals_and_stale_pages(self):
+        self.control({"pools": {CBRL: {"empty_every": 4}}})
+        top = NOW // 3600 * 3600
+        rows, _, _ = self.ohlcv(CBRL, "hour", limit=40)
+        self.assertEqual(len(rows), 40)                                # rows: 40 bars, spanning 53 hours
+        self.assertEqual(self.control({"limit_counts": "intervals"})["limit_counts"], "intervals")
+        rows, _, _ = self.ohlcv(CBRL, "hour", limit=40)
+        self.assertEqual([r[0] for r in rows], [t for t in range(top, top - 40 * 3600, -3600) if (t // 3600) % 4])
+        full, _, _ = self.ohlcv(CBRL, "hour", limit=40, include_empty_intervals="true")
+        self.assertEqual(len(full), 40)
+        self.assertEqual(self.ohlcv(CBRL, "hour", limit=3, before_timestamp=(top // 14400) * 14400 + 3600)[0][0][0],
+                         (top // 14400) * 14400 - 3600, "an empty interval spans the page, no row for it")
+        self.control({"limit_counts": None, "stale": 7200, "pools": {CBRL: {"empty_every": 0}}})
+        stale, _, _ = self.ohlcv(CBRL, "hour", limit=10)               # the page as it was two hours ago
+        self.control({"stale": 0})
+        fresh, _, _ = self.ohlcv(CBRL, "hour", limit=12)
+        self.assertEqual(stale[0][0], top - 7200)
+        self.assertEqual(fresh[2][0], top - 7200)
+        self.assertNotEqual(stale[0][4], fresh[2][4], "then forming, its close of then")
+        self.assertEqual(stale[1:], fresh[3:12])
+        self.assertEqual(self.control({"stale": "x"}, 400)["ok"], False)
+        self.assertEqual(self.control({"limit_counts": "pages"}, 400)["ok"], False)
+        self.control({"stale": None})
+        self.assertEqual(self.get(API + "/pools/" + CBRL)[0]["data"]["attributes"]["pool_created_at"], CREATED)
+        self.control({"pools": {CBRL: {"start": NOW - 3 * 86400}}})
+        self.assertEqual(self.get(API + "/pools/" + CBRL)[0]["data"]["attributes"]["pool_created_at"],
+                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3 * 86400)))
 
     def test_currency_token(self):
         usd, _, _ = self.ohlcv(CBRL, "hour", limit=20)
