@@ -44,7 +44,7 @@ static void fsync_dir_of(const char *path) {
 }
 
 static void remove_db_files(const char *path) {
-  char p[4200];
+  char p[4400];
   unlink(path);
   snprintf(p, sizeof p, "%s-wal", path);
   unlink(p);
