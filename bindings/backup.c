@@ -1,6 +1,6 @@
 /*
 ** bindings/backup.c - rt.backup (private to the runtime's embedded Lua: candled.backup holds the
-** policy): the store's backups and checks, run on the thread pool while the task waits.
+** policy): the store's backups and checks, run on a background thread while the task waits.
 **
 **   info = backup.take(dest)   -- parks; a verified copy of the database at dest:
 **       {path, size, started, finished, check = "ok", tables = {name = rows, ...}}

@@ -2,8 +2,8 @@
 ** runtime/store_backup.c - backups, checks and the file moves of a restore (see store_backup.h).
 **
 ** Threads: the blocking functions touch only their own connections and arguments, so they run on
-** pool threads as well as on the loop thread of a command. The queued jobs are malloc'd on the
-** loop thread, run once on the pool, and are freed by their after-work callback on the loop.
+** a background thread as well as on the loop thread of a command. The queued jobs are malloc'd on
+** the loop thread, run once on a thread of their own (below), and are freed on the loop.
 */
 #include "runtime/store_backup.h"
 
@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,31 +382,67 @@ void rt_backup_list_free(char **list) {
   free(list);
 }
 
-/* ---- on the thread pool --------------------------------------------------------------------- */
+/* ---- on a background thread ---------------------------------------------------------------- */
+
+/*
+** A job runs on a thread of its own at the lowest CPU priority (nice 19 for that thread only), not
+** on libuv's pool: a backup or check of a large database is seconds of CPU, and on a busy machine
+** an equal-priority thread would take time slices from the loop thread. The thread ends with the
+** job (its priority cannot be raised back without privileges, so it is not reused), and wakes the
+** loop through `async`, whose close callback frees the job.
+*/
+typedef struct bg_s {
+  uv_thread_t thread;
+  uv_async_t async;
+  void (*work)(struct bg_s *);
+  void (*after)(struct bg_s *);
+} bg_t;
+
+static void on_bg_thread(void *arg) {
+  bg_t *bg = arg;
+  setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+  bg->work(bg);
+  uv_async_send(&bg->async);
+}
+
+static void on_uv_bg_closed(uv_handle_t *h) { free(h->data); }
+
+static void on_uv_bg_done(uv_async_t *a) {
+  bg_t *bg = a->data;
+  uv_thread_join(&bg->thread);
+  bg->after(bg);
+  uv_close((uv_handle_t *)&bg->async, on_uv_bg_closed);
+}
+
+/* Start bg (malloc'd, first member of the job). Returns 0, or -1 (bg untouched, caller frees). */
+static int bg_start(uv_loop_t *loop, bg_t *bg) {
+  if (uv_async_init(loop, &bg->async, on_uv_bg_done) < 0) return -1;
+  bg->async.data = bg;
+  if (uv_thread_create(&bg->thread, on_bg_thread, bg) < 0) {
+    uv_close((uv_handle_t *)&bg->async, on_uv_bg_closed);   /* frees bg */
+    return 1;
+  }
+  return 0;
+}
 
 struct rt_backup_job_s {
-  uv_work_t work;
+  bg_t bg;                  /* first: the job is its bg_t */
   char *src, *dest;
   rt_backup_done_fn done;   /* NULL once abandoned */
   void *ud;
   rt_backup_result_t r;
 };
 
-static void on_uv_backup_work(uv_work_t *w) {
-  rt_backup_job_t *j = w->data;
+static void backup_work(bg_t *bg) {
+  rt_backup_job_t *j = (rt_backup_job_t *)bg;
   rt_backup_file(j->src, j->dest, &j->r);
 }
 
-static void on_uv_backup_after(uv_work_t *w, int status) {
-  rt_backup_job_t *j = w->data;
-  if (status != 0) {
-    j->r.ok = 0;
-    snprintf(j->r.err, sizeof j->r.err, "backup cancelled: %s", uv_strerror(status));
-  }
+static void backup_after(bg_t *bg) {
+  rt_backup_job_t *j = (rt_backup_job_t *)bg;
   if (j->done) j->done(j->ud, &j->r);
   free(j->src);
   free(j->dest);
-  free(j);
 }
 
 rt_backup_job_t *rt_backup_queue(uv_loop_t *loop, const char *src, const char *dest, rt_backup_done_fn done,
@@ -415,11 +453,13 @@ rt_backup_job_t *rt_backup_queue(uv_loop_t *loop, const char *src, const char *d
   j->dest = strdup(dest);
   j->done = done;
   j->ud = ud;
-  j->work.data = j;
-  if (!j->src || !j->dest || uv_queue_work(loop, &j->work, on_uv_backup_work, on_uv_backup_after) < 0) {
+  j->bg.work = backup_work;
+  j->bg.after = backup_after;
+  int rc = j->src && j->dest ? bg_start(loop, &j->bg) : -1;
+  if (rc != 0) {
     free(j->src);
     free(j->dest);
-    free(j);
+    if (rc < 0) free(j);                      /* rc > 0: freed by the async's close */
     return NULL;
   }
   return j;
@@ -428,7 +468,7 @@ rt_backup_job_t *rt_backup_queue(uv_loop_t *loop, const char *src, const char *d
 void rt_backup_abandon(rt_backup_job_t *j) { j->done = NULL; }
 
 struct rt_check_job_s {
-  uv_work_t work;
+  bg_t bg;
   char *path;
   rt_check_done_fn done;
   void *ud;
@@ -436,20 +476,15 @@ struct rt_check_job_s {
   char problem[512];
 };
 
-static void on_uv_check_work(uv_work_t *w) {
-  rt_check_job_t *j = w->data;
+static void check_work(bg_t *bg) {
+  rt_check_job_t *j = (rt_check_job_t *)bg;
   j->ok = rt_store_quick_check(j->path, j->problem, sizeof j->problem);
 }
 
-static void on_uv_check_after(uv_work_t *w, int status) {
-  rt_check_job_t *j = w->data;
-  if (status != 0) {
-    j->ok = -1;
-    snprintf(j->problem, sizeof j->problem, "check cancelled");
-  }
+static void check_after(bg_t *bg) {
+  rt_check_job_t *j = (rt_check_job_t *)bg;
   if (j->done) j->done(j->ud, j->ok, j->problem);
   free(j->path);
-  free(j);
 }
 
 rt_check_job_t *rt_check_queue(uv_loop_t *loop, const char *path, rt_check_done_fn done, void *ud) {
@@ -458,10 +493,12 @@ rt_check_job_t *rt_check_queue(uv_loop_t *loop, const char *path, rt_check_done_
   j->path = strdup(path);
   j->done = done;
   j->ud = ud;
-  j->work.data = j;
-  if (!j->path || uv_queue_work(loop, &j->work, on_uv_check_work, on_uv_check_after) < 0) {
+  j->bg.work = check_work;
+  j->bg.after = check_after;
+  int rc = j->path ? bg_start(loop, &j->bg) : -1;
+  if (rc != 0) {
     free(j->path);
-    free(j);
+    if (rc < 0) free(j);
     return NULL;
   }
   return j;

@@ -6,7 +6,8 @@
 ** into "<dest>.tmp"; the copy is switched to a self-contained rollback journal, checked with
 ** PRAGMA integrity_check, its rows counted per table, fsync'd and renamed to dest. A copy that
 ** fails its check is deleted, never renamed. The blocking calls run on any thread (each opens
-** its own connections); rt_backup_queue runs one on libuv's thread pool so the loop keeps serving.
+** its own connections); rt_backup_queue runs one on a background thread of the lowest CPU priority
+** so the loop keeps serving.
 */
 #ifndef RT_STORE_BACKUP_H
 #define RT_STORE_BACKUP_H
@@ -68,7 +69,7 @@ int rt_store_replace(const char *path, const char *src, const char *tag, char *a
 char **rt_backup_list(const char *dir);
 void rt_backup_list_free(char **list);
 
-/// One backup on libuv's thread pool. `done` runs on the loop thread with the result; the job
+/// One backup on a background thread (nice 19). `done` runs on the loop thread with the result; the job
 /// owns copies of both paths. rt_backup_abandon makes `done` not be called (the job still
 /// finishes: SQLite cannot be stopped mid-step safely) and frees everything when it ends.
 typedef struct rt_backup_job_s rt_backup_job_t;
@@ -77,7 +78,7 @@ rt_backup_job_t *rt_backup_queue(uv_loop_t *loop, const char *src, const char *d
                                  void *ud);
 void rt_backup_abandon(rt_backup_job_t *j);
 
-/// quick_check on the thread pool; `done(ud, ok, problem)` on the loop thread (ok as above).
+/// quick_check on a background thread; `done(ud, ok, problem)` on the loop thread (ok as above).
 typedef struct rt_check_job_s rt_check_job_t;
 typedef void (*rt_check_done_fn)(void *ud, int ok, const char *problem);
 rt_check_job_t *rt_check_queue(uv_loop_t *loop, const char *path, rt_check_done_fn done, void *ud);

@@ -1,5 +1,5 @@
 -- candled.backup (embedded): the backup policy. The copy, its integrity check and the atomic write
--- are the store's (rt.backup, on the thread pool); this module decides when, where, what kind, how
+-- are the store's (rt.backup, on a background thread); this module decides when, where, what kind, how
 -- many to keep, records each backup in the database and raises alerts.
 --
 --   In the daemon (start()): a task takes a backup whenever the newest scheduled one is older than
