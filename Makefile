@@ -49,6 +49,7 @@ bench: deps
 	python3 tests/bench/run_series.py --candled build-rel/candled --old-candled build-old/candled \
 	  --ceiling build-rel/tests/bench/sqlite_ceiling --old-ceiling build-old/tests/bench/sqlite_ceiling
 	python3 tests/bench/run_migrate.py --candled build-rel/candled
+	python3 tests/bench/run_backup.py --candled build-rel/candled
 	python3 tests/bench/run_sources.py --candled build-rel/candled
 
 clean:
