@@ -72,6 +72,11 @@ static const rt_cfield_t backup_fields[] = {   /* issue 14: runtime/lua/backup.l
 static const rt_cfield_t http_server_fields[] = {   /* issue 14: runtime/http_server.c */
   {"listen", RT_CT_ANY, NULL, NULL, "127.0.0.1:8642", 0, NULL, 0, 0},   /* "HOST:PORT" or false; main.c checks */
   END};
+static const rt_cfield_t webhook_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0};
+static const rt_cfield_t alerts_fields[] = {   /* issue 14: runtime/lua/notify.lua */
+  {"webhooks", RT_CT_LIST, NULL, &webhook_elem, NULL, 0, NULL, 0, 0},
+  {"poll", RT_CT_DURATION, NULL, NULL, "2", 0, NULL, 0.05, 3600},
+  END};
 static const rt_cfield_t source_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   {"base_url", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
@@ -145,6 +150,7 @@ static const rt_cfield_t root_fields[] = {
   {"repl", RT_CT_TABLE, repl_fields, NULL, NULL, 0, NULL, 0, 0},
   {"backup", RT_CT_TABLE, backup_fields, NULL, NULL, 0, NULL, 0, 0},
   {"http_server", RT_CT_TABLE, http_server_fields, NULL, NULL, 0, NULL, 0, 0},
+  {"alerts", RT_CT_TABLE, alerts_fields, NULL, NULL, 0, NULL, 0, 0},
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL, 0, 0},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},

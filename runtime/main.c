@@ -40,6 +40,7 @@
 #include "runtime/repl_client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
+#include "runtime/sd_notify.h"
 #include "runtime/store.h"
 #include "runtime/store_backup.h"
 #include "runtime/task.h"
@@ -101,6 +102,9 @@ static const char *const help_text[][2] = {
              "Take a verified backup now (SQLite's online backup API: a running daemon keeps writing),\n"
              "into backup.dir (default data/backups beside the config) or FILE. The copy is checked with\n"
              "integrity_check before it gets its name, and recorded (time, size, rows per table).\n"},
+  {"status", "usage: candled status [--config FILE]\n"
+             "One screen for a shell: whether a daemon holds the database, scripts (last run, status,\n"
+             "failures), budgets against their limits, open alerts and series freshness.\n"},
   {"backups", "usage: candled backups [--config FILE]\nList the backups recorded in the database, newest first.\n"},
   {"check", "usage: candled check [--config FILE] [DBFILE]\n"
             "Run SQLite's full integrity_check on the database (or DBFILE, e.g. a backup) and report\n"
@@ -121,6 +125,7 @@ static void usage_overview(FILE *out) {
         "  export   write the candles as a QLib dataset (export qlib --out DIR --freq F)\n"
         "  repl     attach to the running daemon (Lua REPL)\n"
         "  reload   reload scripts in the running daemon\n"
+        "  status   daemon, scripts, budgets, alerts and freshness on one screen\n"
         "  backup   take a verified backup now;  backups  list them\n"
         "  check    full integrity check per table;  restore  replace the database with a backup\n"
         "  help     show help for a command\n"
@@ -531,7 +536,9 @@ static int run_daemon(rt_t *rt) {
     return 1;
   }
   lua_pop(L, 3);
+  rt_sd_notify("READY=1\nSTATUS=collecting");   /* systemd Type=notify: the daemon is up */
   int code = rt_run(rt);
+  rt_sd_notify("STOPPING=1");
   rt_log_printf(rt->log, RT_LOG_INFO, NULL, "stopped");
   return code;
 }
@@ -666,7 +673,7 @@ int main(int argc, char **argv) {
     return usage_error("no such command", argv[2]);
   }
   int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "export") == 0 ||
-                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0;
+                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0 || strcmp(cmd, "status") == 0;
   int offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0;
   int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client && !offline)

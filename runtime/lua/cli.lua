@@ -20,9 +20,9 @@ end
 
 function M.run(command, tty, daemon, ...)
   local args = { ... }
-  local builtin = require("candled.backup").commands[command]    -- the runtime's own commands
-  if builtin then
-    local code, msg, status = builtin(args)
+  local builtin = require("candled.backup").commands[command] or require("candled.web").commands[command]
+  if builtin then                                                -- the runtime's own commands
+    local code, msg, status = builtin(args, { daemon = daemon })
     if not code then return fail(status, msg) end
     return code
   end

@@ -648,6 +648,7 @@ function M.start()
   require("candled.reload").start(on_change)
   require("candled.backup").start()
   require("candled.web").start()
+  require("candled.notify").start()
   log.info("daemon started", { scripts = count, database = db.path() })
   return count
 end

@@ -287,4 +287,59 @@ function M.handle(path, query)
   return nil
 end
 
+-- ---- candled status: the same on one screen ----------------------------------------------
+
+local function ago(s)
+  if not s then return "-" end
+  if s < 120 then return ("%.0f s"):format(s) end
+  if s < 7200 then return ("%.0f min"):format(s / 60) end
+  if s < 172800 then return ("%.1f h"):format(s / 3600) end
+  return ("%.1f d"):format(s / 86400)
+end
+
+M.commands = {}
+
+function M.commands.status(args, ctx)
+  if #args > 0 then return nil, ("status: unexpected argument '%s'"):format(args[1]), 2 end
+  local s, now, out = M.status(), time.now(), {}
+  local function put(fmt, ...) out[#out + 1] = fmt:format(...) end
+  put("daemon: %s    database: %s (%.1f MiB, WAL %.1f MiB)    last verified backup: %s ago",
+    ctx.daemon and "running" or "NOT RUNNING", s.database.path, s.database.size / 1048576,
+    s.database.wal_size / 1048576, ago(s.database.backup_age))
+  put("\nscripts")
+  if #s.scripts == 0 then put("  none has run yet") end
+  for _, r in ipairs(s.scripts) do
+    put("  %-28s last run %-9s %-12s runs %-7d failures %-5d rows %d%s", r.name,
+      r.last_run and ago(now - r.last_run) or "never", r.last_status or "-", r.runs or 0, r.failures or 0, r.rows or 0,
+      (r.consecutive_failures or 0) > 0 and r.last_error and ("\n      " .. r.last_error) or "")
+  end
+  put("\nbudgets")
+  if #s.budgets == 0 then put("  none") end
+  for _, b in ipairs(s.budgets) do
+    local w = {}
+    for _, x in ipairs(b.windows or {}) do w[#w + 1] = ("%s %d/%d"):format(x.per, math.floor(x.used), x.effective) end
+    put("  %-20s %-30s requests %-7d 429s %-4d bans %-3d %s", b.name, table.concat(w, ", "),
+      b.metrics and b.metrics.requests or 0, b.metrics and b.metrics.throttled or 0, b.metrics and b.metrics.bans or 0,
+      b.banned_until and "BANNED" or ("breaker " .. (b.breaker and b.breaker.state or "closed")))
+  end
+  put("\nopen alerts")
+  if #s.alerts == 0 then put("  none") end
+  for _, a in ipairs(s.alerts) do
+    put("  %-5s %-16s %-24s %s (since %s ago, x%d)", a.level, a.kind, a.subject, a.message, ago(now - a.opened), a.count)
+  end
+  local stale = 0
+  for _, r in ipairs(s.series) do if r.stale then stale = stale + 1 end end
+  put("\nseries: %d, %d stale (newest candle older than two bars and two minutes)", #s.series, stale)
+  local shown = 0
+  for _, r in ipairs(s.series) do
+    if r.stale and shown < 20 then
+      shown = shown + 1
+      put("  %-14s %-40s %-4s newest candle %s ago", r.source, r.instrument, r.timeframe, ago(r.age))
+    end
+  end
+  if stale > shown then put("  ... and %d more", stale - shown) end
+  io.stdout:write(table.concat(out, "\n"), "\n")
+  return 0
+end
+
 return M
