@@ -76,6 +76,8 @@ static const rt_cfield_t webhook_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0,
 static const rt_cfield_t alerts_fields[] = {   /* issue 14: runtime/lua/notify.lua */
   {"webhooks", RT_CT_LIST, NULL, &webhook_elem, NULL, 0, NULL, 0, 0},
   {"poll", RT_CT_DURATION, NULL, NULL, "2", 0, NULL, 0.05, 3600},
+  {"stale_check", RT_CT_DURATION, NULL, NULL, "60", 0, NULL, 0.05, 86400},   /* stale_series alerts */
+  {"stale_horizon", RT_CT_DURATION, NULL, NULL, "604800", 0, NULL, 60, 1e9},
   END};
 static const rt_cfield_t source_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},

@@ -8,6 +8,8 @@
 -- on later polls, waiting twice as long after each failure (at most 5 minutes); table
 -- alert_deliveries records each (alert, event, url): attempts, last error, delivered time. Events
 -- older than the moment a URL was first configured are not sent to it (no flood of history).
+-- The same task raises and resolves the `stale_series` alerts (check_stale, every alerts.stale_check).
+local alert = require "rt.alert"
 local budget = require "rt.budget"
 local config = require "rt.config"
 local db = require "rt.db"
@@ -80,21 +82,44 @@ function M.pass()
   return made, failed
 end
 
+--- Raise `stale_series` (subject "source/instrument/timeframe") for every series whose newest
+--- candle closed more than two bars and two minutes ago, and that had a candle within
+--- alerts.stale_horizon (older ones count as retired); resolve it when the series is fresh again.
+function M.check_stale()
+  local horizon = time.duration(config.get("alerts.stale_horizon"))
+  local open = {}
+  for _, a in ipairs(db.query("SELECT subject FROM alerts WHERE kind = 'stale_series' AND resolved IS NULL") or {}) do
+    open[a.subject] = true
+  end
+  for _, r in ipairs(require("candled.web").series()) do
+    local subject = ("%s/%s/%s"):format(r.source, r.instrument, r.timeframe)
+    if r.stale and r.age < horizon then
+      alert.raise("stale_series", subject, ("%s: the newest candle closed %.0f s ago (bars of %d s)"):format(subject,
+        r.age, r.timeframe_seconds), "warn")
+    elseif open[subject] and not r.stale then
+      alert.resolve("stale_series", subject)
+    end
+  end
+end
+
 local function loop()
   local every = time.duration(config.get("alerts.poll"))
+  local stale_every, stale_at = time.duration(config.get("alerts.stale_check")), 0
   while not vm.stopping() do
+    if time.monotonic() >= stale_at then
+      stale_at = time.monotonic() + stale_every
+      M.check_stale()
+    end
     M.pass()
     local till = time.monotonic() + every
     while not vm.stopping() and time.monotonic() < till do time.sleep(math.min(0.5, every)) end
   end
 end
 
---- Start delivering (nothing to do without alerts.webhooks).
+--- Start the stale-series checks and the deliveries (to alerts.webhooks, when there are any).
 function M.start()
-  local hooks = config.get("alerts.webhooks") or {}
-  if #hooks == 0 then return end
   assert(db.exec(TABLES))
-  budget.define("alerts", BUDGET)
+  if #(config.get("alerts.webhooks") or {}) > 0 then budget.define("alerts", BUDGET) end
   task.spawn(loop)
 end
 

@@ -112,6 +112,8 @@ local function database_info()
            backup_age = t and time.now() - t or nil }
 end
 
+M.series = series_rows
+
 function M.status()
   return {
     time = time.now(), started = started, loop_lag = M.loop_lag(),

@@ -77,6 +77,26 @@ class AlertsTest(harness.Case):
         self.assertEqual(code, 0, err)
         self.assertIn("alert delivery failed", err)
 
+    def test_stale_series_open_and_resolve(self):
+        config = self.write_config({"database": {"path": "data/candled.db"}, "repl": {"enabled": False},
+                                    "runtime": {"shutdown_grace": 1}, "backup": {"enabled": False},
+                                    "alerts": {"poll": 0.1, "stale_check": 0.1}})
+        self.assertEqual(self.candled("eval", "--config", config, "-", stdin="return 1").returncode, 0)
+        now = int(time.time()) // 60 * 60
+        self.execute("INSERT INTO candles (source, instrument, timeframe, ts, open, high, low, close, volume)"
+                     " VALUES ('src', 'LATE', '1m', ?, 1, 1, 1, 1, 1)", now - 600)
+        self.execute("INSERT INTO candles (source, instrument, timeframe, ts, open, high, low, close, volume)"
+                     " VALUES ('src', 'RETIRED', '1m', ?, 1, 1, 1, 1, 1)", now - 30 * 86400)
+        d = self.start_daemon(config)
+        self.wait_for(lambda: self.query("SELECT count(*) FROM alerts WHERE kind = 'stale_series'"
+                                         " AND resolved IS NULL")[0][0] == 1, what="the stale alert")
+        self.assertEqual(self.query("SELECT subject FROM alerts WHERE kind = 'stale_series'")[0][0], "src/LATE/1m")
+        self.execute("INSERT INTO candles (source, instrument, timeframe, ts, open, high, low, close, volume)"
+                     " VALUES ('src', 'LATE', '1m', ?, 1, 1, 1, 1, 1)", now - 60)
+        self.wait_for(lambda: self.query("SELECT count(*) FROM alerts WHERE kind = 'stale_series'"
+                                         " AND resolved IS NOT NULL")[0][0] == 1, what="resolved when fresh")
+        self.assertEqual(self.stop_daemon(d)[0], 0)
+
 
 if __name__ == "__main__":
     harness.main()
