@@ -96,8 +96,12 @@ T.test("sync: forward to the last closed bar, empties recorded, then nothing fet
   local oldest = kit.oldest(S.name, "X", "1m")
   local deeper = kit.sync(S, {}, "X", "1m", days * 2, now)
   T.ok(deeper >= 100, "stored " .. deeper .. " " .. require("rt.json").encode(S.calls))
-  T.eq(S.calls[1][2], oldest - 60, "from below the oldest stored bar: " .. require("rt.json").encode(S.calls))
-  T.ok(S.calls[1][1] > S.calls[#S.calls][1], "back in time")
+  -- the newest interval is asked again while it is younger than the settle time (when the last
+  -- minute had no bar, depending on the wall clock); the history pages are the other calls
+  local back = {}
+  for _, c in ipairs(S.calls) do if c[1] < now - 180 - 60 then back[#back + 1] = c end end
+  T.eq(back[1][2], oldest - 60, "from below the oldest stored bar: " .. require("rt.json").encode(S.calls))
+  T.ok(back[1][1] > back[#back][1], "back in time")
   local c = db.first("SELECT complete, target FROM backfill WHERE source = ? AND instrument = 'X'", S.name)
   T.eq(c.complete, 1)
   T.ok(kit.oldest(S.name, "X", "1m") <= c.target + 60, "down to the target")
