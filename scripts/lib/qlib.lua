@@ -262,10 +262,56 @@ local TIMES = [[SELECT ts FROM bars WHERE series = ? AND ts >= ? AND ts < ? AND 
 local EMPTY_COUNT = [[SELECT count(*) AS n, coalesce(sum(stop - start), 0) AS span FROM series_empty
   WHERE series = ? AND stop >= ? AND start <= ?]]
 
+-- The start times of one aggregated item's complete buckets, as buckets() finds them, in one
+-- pass over the times without a table per bucket: a bucket short of sub-bars is looked at closely
+-- only when a known-empty interval overlaps it.
+-- From this many sub-bars per bucket up (60min and day from 1m, day from 1h), pass 1 aggregates
+-- each item once and keeps its buckets for pass 2 (at most 1/24 of its rows in memory); below it,
+-- pass 1 reads the times only and pass 2 reads the rows.
+local KEEP_FACTOR = 24
+
+local function complete_buckets(item, S, lo, hi, now)
+  local r, n = db.columns(TIMES, item.series, lo, hi)
+  local ts, need, out = r.ts, S // item.tf, {}
+  local empty = db.columns(EMPTY, item.series, lo, hi)
+  local ep, en = 1, #empty.start
+  local i = 1
+  while i <= n do
+    local b = ts[i] - ts[i] % S
+    local e = b + S
+    if e > now then break end
+    local j = i + need - 1
+    if j <= n and ts[i] == b and ts[j] == e - item.tf and (j == n or ts[j + 1] >= e) then
+      out[#out + 1] = b                         -- every sub-bar there (times are unique and aligned)
+      i = j + 1
+    else
+      j = i
+      while j < n and ts[j + 1] < e do j = j + 1 end
+      while ep <= en and empty.stop[ep] < b do ep = ep + 1 end
+      if ep <= en and empty.start[ep] < e then
+        local sub = { }
+        for m = i, j do sub[#sub + 1] = ts[m] end
+        if #buckets(sub, #sub, item.tf, S, item.series, lo, hi, now) == 1 then out[#out + 1] = b end
+      end
+      i = j + 1
+    end
+  end
+  return out
+end
+
 -- One item's bars at the export's frequency: arrays bts, o, h, l, c, v, q (q[k] nil where a
 -- sub-bar had no quote volume), the count, and the buckets dropped.
 local function bars(item, S, lo, hi, now)
   local r, n = db.columns(ROWS, item.series, lo, hi)
+  if item.tf == S then
+    -- as stored: the rows themselves, less the forming bars at the end (no table per row)
+    local ts, k = r.ts, n
+    while k > 0 and ts[k] + S > now do k = k - 1 end
+    local rq, quote = r.quote_volume, false
+    for m = 1, k do if rq[m] then quote = true break end end
+    return { ts = ts, o = r.open, h = r.high, l = r.low, c = r.close, v = r.volume, q = rq, n = k,
+             dropped = n - k, quote = quote }
+  end
   local bk, dropped = buckets(r.ts, n, item.tf, S, item.series, lo, hi, now)
   local B = { ts = {}, o = {}, h = {}, l = {}, c = {}, v = {}, q = {}, n = #bk, dropped = dropped, quote = false }
   local ro, rh, rl, rc, rv, rq = r.open, r.high, r.low, r.close, r.volume, r.quote_volume
@@ -405,14 +451,37 @@ local function do_export(opts, plan, out, nxt, t0)
   local total = #plan.items
   local progress = opts.progress or function() end
   -- pass 1: the calendar (the union of every item's complete buckets)
-  local set, cal = {}, {}
+  local set, cal, kept = {}, {}, {}
   for k, item in ipairs(plan.items) do
-    local r, n = db.columns(TIMES, item.series, lo, hi)
-    local bk = buckets(r.ts, n, item.tf, S, item.series, lo, hi, now)
-    for _, x in ipairs(bk) do
-      if not set[x[1]] then
-        set[x[1]] = true
-        cal[#cal + 1] = x[1]
+    if item.tf == S then
+      local r, n = db.columns(TIMES, item.series, lo, hi)
+      local ts = r.ts
+      for m = 1, n do
+        local t = ts[m]
+        if t + S > now then break end
+        if not set[t] then
+          set[t] = true
+          cal[#cal + 1] = t
+        end
+      end
+    elseif S // item.tf >= KEEP_FACTOR then
+      -- few buckets per row: aggregate once, keep them for pass 2
+      local B = kept[k] or bars(item, S, lo, hi, now)
+    kept[k] = nil
+      kept[k] = B
+      for m = 1, B.n do
+        local b = B.ts[m]
+        if not set[b] then
+          set[b] = true
+          cal[#cal + 1] = b
+        end
+      end
+    else
+      for _, b in ipairs(complete_buckets(item, S, lo, hi, now)) do
+        if not set[b] then
+          set[b] = true
+          cal[#cal + 1] = b
+        end
       end
     end
     progress(k * 0.25, total)
@@ -441,7 +510,8 @@ local function do_export(opts, plan, out, nxt, t0)
   local all, map, quality, fields_seen = {}, { csv.format_row({ "symbol", "source", "instrument", "timeframe", "quote" }) }, {}, {}
   local exported = 0
   for k, item in ipairs(plan.items) do
-    local B = bars(item, S, lo, hi, now)
+    local B = kept[k] or bars(item, S, lo, hi, now)
+    kept[k] = nil
     if B.n > 0 then
       exported = exported + 1
       local start = index[B.ts[1]]

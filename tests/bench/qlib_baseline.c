@@ -19,6 +19,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* The rows the export reads: a bar with every price and the volume (a source may store an all-null
+** minute, as Yahoo does); the same condition as scripts/lib/qlib.lua's queries. */
+#define COMPLETE_ROW \
+  "AND open IS NOT NULL AND high IS NOT NULL AND low IS NOT NULL AND close IS NOT NULL AND volume IS NOT NULL"
+
 typedef struct { int64_t *v; size_t n, cap; } ivec_t;
 
 static void ipush(ivec_t *a, int64_t x) {
@@ -109,7 +114,8 @@ int main(int argc, char **argv) {
   sqlite3_finalize(st);
   /* pass 1: the calendar */
   ivec_t cal = {0};
-  sqlite3_prepare_v2(db, "SELECT ts FROM bars WHERE series = ? ORDER BY ts", -1, &st, NULL);
+  sqlite3_prepare_v2(db, "SELECT ts FROM bars WHERE series = ? AND ts >= 0 " COMPLETE_ROW " ORDER BY ts", -1, &st,
+                     NULL);
   for (size_t k = 0; k < ns; k++) {
     sqlite3_bind_int64(st, 1, ser[k].id);
     int64_t b = -1, cnt = 0;
@@ -155,7 +161,7 @@ int main(int argc, char **argv) {
   char *all = malloc(ns * 200 + 1);
   size_t an = 0;
   sqlite3_prepare_v2(db, "SELECT ts, open, high, low, close, volume, quote_volume FROM bars WHERE series = ? "
-                     "AND ts >= 0 ORDER BY ts", -1, &st, NULL);
+                     "AND ts >= 0 " COMPLETE_ROW " ORDER BY ts", -1, &st, NULL);
   /* buckets of one series, then the columns over its calendar span */
   int64_t *bts = malloc(sizeof *bts * (cal.n + 1));
   double *bv[7];

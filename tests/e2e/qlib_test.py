@@ -277,6 +277,23 @@ class ExportTest(QlibCase):
         with open(os.path.join(self.dir, "qlib", "day", "calendars", "day.txt")) as f:
             self.assertEqual(f.read(), "2024-01-01\n2024-01-02\n")
 
+    def test_known_empty_minutes_complete_a_bucket_and_unknown_ones_do_not(self):
+        """5min and 15min from 1m with minutes missing: a bucket whose missing minutes are all
+        known-empty intervals is exported, one with a minute merely missing is not, at either size."""
+        missing = {7, 8, 17, 40, 41, 42, 43}             # 7-8 and 40-43 known-empty, 17 not
+        bars = {DAY0 + 60 * i: bar(i) for i in range(90) if i not in missing}
+        self.put("binance_spot", "SOLUSDT", "1m", bars)
+        self.put_empty("binance_spot", "SOLUSDT", "1m", DAY0 + 60 * 7, DAY0 + 60 * 8)
+        self.put_empty("binance_spot", "SOLUSDT", "1m", DAY0 + 60 * 40, DAY0 + 60 * 43)
+        for freq in ("5min", "15min"):
+            out = os.path.join(self.dir, "qlib", "sol_" + freq)
+            self.export(out, freq, "--source", "binance_spot")
+            exp = self.expected("binance_spot", freq, {"SOLUSDT": "SOLUSDT"})
+            S = FREQ_S[freq]
+            self.assertIn(DAY0 + 5 * 60 if S == 300 else DAY0, exp["SOLUSDT"], "the known-empty bucket is kept")
+            self.assertNotIn(DAY0 + 15 * 60 if S == 300 else DAY0 + 15 * 60, exp["SOLUSDT"], "minute 17 drops it")
+            self.assertRoot(out, expected_root(exp, freq))
+
     def test_symbols_are_case_safe_reversible_and_stay_inside_the_root(self):
         """Case-only twins, reserved names and odd characters: distinct lower-case folders, a map
         that gives the instruments back, nothing outside features/; the checker passes."""
