@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "runtime/store.h"
+#include "runtime/events.h"
 #include "runtime/store_series.h"
 
 static rt_store_t *check_store(lua_State *L, const char *fn) {
@@ -350,6 +351,7 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     if (!positional) check_fields(L, s, row, present, table, r, ncol);
     int result;
     rc = rt_store_series_put(s, vals, &result);
+    if (rc == SQLITE_OK) rt_events_series_row(rt_from_lua(L), table, names, vals, ncol, result);
     lua_settop(L, row - 1);                    /* the values and the row */
     if (rc != SQLITE_OK) {
       char where[96];

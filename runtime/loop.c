@@ -16,6 +16,7 @@
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
+#include "runtime/events.h"
 #include "runtime/http_server.h"
 #include "runtime/migrate.h"
 #include "runtime/http.h"
@@ -118,6 +119,7 @@ void rt_stop(rt_t *rt, int exit_code) {
   }
   rt->stopping = 1;
   rt->exit_code = exit_code;
+  rt_events_stop(rt);                    /* subscribers' tasks end: nothing more is delivered */
   if (rt->sched) rt_sched_close(rt);     /* no new runs */
   if (rt->tasks.live == 0) {
     stop_handles(rt);
@@ -175,6 +177,7 @@ void rt_close(rt_t *rt) {
   stop_handles(rt);
   rt_migrate_stop(rt->migrate);          /* between batches; freed in the run below */
   rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
+  rt_events_close(rt);                   /* its timer closes in the run below */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
   rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */

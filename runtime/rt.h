@@ -49,6 +49,8 @@ struct rt_s {
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
   rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
+  struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
+  void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
