@@ -1,7 +1,7 @@
 /*
 ** bindings/bindings.h - what every rt.* module shares: the openers and the error convention.
 **
-** Convention (style.md §3.6): misuse raises; expected failures return `nil, message, CODE`;
+** Convention (docs/conventions.md, Errors): misuse raises; expected failures return `nil, message, CODE`;
 ** waiting calls park the calling task and raise outside a task.
 */
 #ifndef RTL_BINDINGS_H
