@@ -37,7 +37,7 @@
 #include "runtime/log.h"
 #include "runtime/migrate.h"
 #include "runtime/repl.h"
-#include "runtime/repl_client.h"
+#include "app/repl_client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/sd_notify.h"
