@@ -57,7 +57,7 @@ struct rt_s {
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;
-  void (*on_idle_stop)(rt_t *rt);  /* called when the last task ends while stopping (loop.c) */
+  void (*on_idle_stop)(rt_t *rt);  /* task.c calls it when the last task ends while stopping; loop.c sets it */
   uv_signal_t sig_int, sig_term;
   uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
   uv_timer_t grace;         /* shutdown grace period */
@@ -91,8 +91,7 @@ int rt_run(rt_t *rt);
 /// After it returns `rt` holds no resources. Safe after a failed rt_init.
 void rt_close(rt_t *rt);
 
-/// Called by task.c when the last live task has ended (shutdown continues from there).
-void rt_loop_tasks_idle(rt_t *rt);
+/* ---- leaf helpers (rt.c): they call nothing else of the runtime ---- */
 
 /// The runtime context of any Lua thread of rt->L.
 rt_t *rt_from_lua(lua_State *L);
