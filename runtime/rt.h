@@ -102,6 +102,10 @@ void rt_unref(rt_t *rt, lua_State *L, int ref);
 
 /// Wall-clock time in UTC epoch seconds with a fraction.
 double rt_now(void);
+/// Seconds from an arbitrary start that never go back (the loop's high-resolution clock).
+double rt_monotonic(void);
+/// The stable upper-case name of an errno value ("ENOENT", "EACCES"...), for `nil, msg, CODE`.
+const char *rt_errno_name(int err);
 
 /// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
 /// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.
