@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
@@ -56,6 +57,7 @@ void rt_unref(rt_t *rt, lua_State *L, int ref) {
 }
 
 int rt_init(rt_t *rt, char *err, size_t errlen) {
+  rt->db_fd = -1;
   int rc = uv_loop_init(&rt->loop);
   if (rc < 0) {
     snprintf(err, errlen, "event loop: %s", uv_strerror(rc));
@@ -181,6 +183,10 @@ void rt_close(rt_t *rt) {
   if (rt->store) {
     rt_store_close(rt->store);
     rt->store = NULL;
+  }
+  if (rt->db_fd >= 0) {                  /* the database lock: only now that SQLite closed the file */
+    close(rt->db_fd);
+    rt->db_fd = -1;
   }
   if (uv_loop_close(&rt->loop) == UV_EBUSY) {  /* a handle we did not expect: close it, don't leak */
     uv_walk(&rt->loop, on_uv_walk_close, NULL);
