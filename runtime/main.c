@@ -318,9 +318,9 @@ static int daemon_lock(rt_t *rt, const char *db) {
   char real[PATH_MAX];
   int fd = rt_dblock_take(db, 1, real, sizeof real);
   if (fd == -1) {
-    fprintf(stderr, "candled: another daemon is running on the database %s%s%s: one daemon per database (stop it,"
-            " or give this one another database.path)\n", real, strcmp(real, db) ? ", the file " : "",
-            strcmp(real, db) ? db : "");
+    fprintf(stderr, "candled: another daemon is running on %s%s%s%s: one daemon per database (stop it,"
+            " or give this one another database.path)\n", real, strcmp(real, db) ? " (database.path " : "",
+            strcmp(real, db) ? db : "", strcmp(real, db) ? ")" : "");
     return -1;
   }
   if (fd < 0) {
@@ -629,7 +629,7 @@ static int cmd_restore(const char *config_path, int explicit_config, int argc, c
   /* the daemon lock, held while the files move: no daemon starts meanwhile (no database yet: none runs) */
   int fd = rt_dblock_take(db, 0, real, sizeof real);
   if (fd == -1) {
-    fprintf(stderr, "candled: restore: a daemon is running on the database %s: stop it first\n", real);
+    fprintf(stderr, "candled: restore: a daemon is running on %s: stop it first\n", real);
     return 1;
   }
   if (fd < 0 && errno != ENOENT) {
