@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "runtime/sched.h"
+#include "runtime/duration.h"
 
 static int rtl_time_now(lua_State *L) {
   lua_pushnumber(L, rt_now());
@@ -167,14 +167,14 @@ static void push_integral(lua_State *L, double v) {
 }
 
 static double check_duration(lua_State *L, int idx) {
-  double d;
+  double d = 0;
+  int rc = rt_duration_value(L, idx, &d);
+  if (rc == -2) luaL_checkstring(L, idx);      /* raises: string expected */
   if (lua_type(L, idx) == LUA_TNUMBER) {
-    d = lua_tonumber(L, idx);
     luaL_argcheck(L, d > 0, idx, "duration must be > 0");
     return d;
   }
-  const char *s = luaL_checkstring(L, idx);
-  if (rt_sched_parse_duration(s, &d) < 0) luaL_argerror(L, idx, lua_pushfstring(L, "bad duration '%s'", s));
+  if (rc < 0) luaL_argerror(L, idx, lua_pushfstring(L, "bad duration '%s'", lua_tostring(L, idx)));
   return d;
 }
 

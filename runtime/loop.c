@@ -12,11 +12,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
+#include "runtime/events.h"
 #include "runtime/http_server.h"
 #include "runtime/migrate.h"
 #include "runtime/http.h"
@@ -27,34 +27,7 @@
 #include "runtime/task.h"
 #include "runtime/vm.h"
 
-double rt_now(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-uint64_t rt_ms(double seconds) {
-  double ms = seconds * 1000.0;
-  if (!(ms > 0)) return 0;                     /* NaN too */
-  return ms >= RT_MS_MAX ? (uint64_t)RT_MS_MAX : (uint64_t)ms;
-}
-
-rt_t *rt_from_lua(lua_State *L) {
-  void *ud = NULL;
-  lua_getallocf(L, &ud);
-  return ud;
-}
-
-int rt_ref(rt_t *rt, lua_State *L) {
-  rt->refs++;
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-void rt_unref(rt_t *rt, lua_State *L, int ref) {
-  if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
-  rt->refs--;
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
-}
+static void stop_handles(rt_t *rt);
 
 int rt_init(rt_t *rt, char *err, size_t errlen) {
   rt->db_fd = -1;
@@ -76,6 +49,7 @@ int rt_init(rt_t *rt, char *err, size_t errlen) {
   }
   uv_timer_init(&rt->loop, &rt->grace);
   rt->grace.data = rt;
+  rt->on_idle_stop = stop_handles;       /* task.c calls it when the last task ends while stopping */
   return 0;
 }
 
@@ -108,10 +82,6 @@ static void on_uv_grace(uv_timer_t *t) {
   rt_task_cancel_all(rt);
 }
 
-/* Called by task.c when the last live task has ended. */
-void rt_loop_tasks_idle(rt_t *rt) {
-  if (rt->stopping) stop_handles(rt);
-}
 
 void rt_stop(rt_t *rt, int exit_code) {
   if (rt->stopping) {                    /* second request: no more grace */
@@ -120,6 +90,7 @@ void rt_stop(rt_t *rt, int exit_code) {
   }
   rt->stopping = 1;
   rt->exit_code = exit_code;
+  rt_events_stop(rt);                    /* subscribers' tasks end: nothing more is delivered */
   if (rt->sched) rt_sched_close(rt);     /* no new runs */
   if (rt->tasks.live == 0) {
     stop_handles(rt);
@@ -177,6 +148,7 @@ void rt_close(rt_t *rt) {
   stop_handles(rt);
   rt_migrate_stop(rt->migrate);          /* between batches; freed in the run below */
   rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
+  rt_events_close(rt);                   /* its timer closes in the run below */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
   rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */

@@ -49,13 +49,15 @@ struct rt_s {
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
   rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
+  struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
+  void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;
-  void (*on_idle_stop)(rt_t *rt);  /* called when the last task ends while stopping (loop.c) */
+  void (*on_idle_stop)(rt_t *rt);  /* task.c calls it when the last task ends while stopping; loop.c sets it */
   uv_signal_t sig_int, sig_term;
   uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
   uv_timer_t grace;         /* shutdown grace period */
@@ -92,8 +94,7 @@ int rt_run(rt_t *rt);
 /// After it returns `rt` holds no resources. Safe after a failed rt_init.
 void rt_close(rt_t *rt);
 
-/// Called by task.c when the last live task has ended (shutdown continues from there).
-void rt_loop_tasks_idle(rt_t *rt);
+/* ---- leaf helpers (rt.c): they call nothing else of the runtime ---- */
 
 /// The runtime context of any Lua thread of rt->L.
 rt_t *rt_from_lua(lua_State *L);

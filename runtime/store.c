@@ -31,6 +31,8 @@ struct rt_store_s {
   uint64_t clock;
   cache_entry_t cache[STMT_CACHE];
   rt_store_series_t *series;   /* the series catalogue's cache and writer (store_series.c); owned */
+  rt_store_tx_fn on_tx;        /* told when a transaction commits or rolls back (events.c), or NULL */
+  void *on_tx_ud;
 };
 
 /* Trigger SQL of migration 6: the catalogue id of the row `w` (NEW or OLD), and the start of an
@@ -43,7 +45,7 @@ struct rt_store_s {
   "  WHERE NOT EXISTS (SELECT 1 FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
   "    AND timeframe = " w ".timeframe);"
 
-/* The runtime's own tables and the core market-data tables (design.md §7). Append, never edit:
+/* The runtime's own tables and the core market-data tables (docs/design.md, Store). Append, never edit:
 ** each string is one migration version. */
 static const char *const core_steps[] = {
   /* 1: market data */
@@ -318,7 +320,13 @@ int rt_store_commit(rt_store_t *s) {
   else snprintf(sql, sizeof sql, "RELEASE rt_%d", s->depth - 1);
   int rc = rt_store_exec(s, sql);
   if (rc == SQLITE_OK) s->depth--;
+  if (rc == SQLITE_OK && s->depth == 0 && s->on_tx) s->on_tx(s->on_tx_ud, 1, 0);
   return rc;
+}
+
+void rt_store_on_tx(rt_store_t *s, rt_store_tx_fn fn, void *ud) {
+  s->on_tx = fn;
+  s->on_tx_ud = ud;
 }
 
 int rt_store_rollback(rt_store_t *s) {
@@ -330,6 +338,7 @@ int rt_store_rollback(rt_store_t *s) {
   rt_store_series_forget(s->series);           /* catalogue rows made in it may be gone */
   s->depth--;                                  /* even on error: SQLite ended the transaction */
   if (s->depth == 0 && !sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", 0, 0, 0);
+  if (s->on_tx) s->on_tx(s->on_tx_ud, 0, s->depth);
   return rc;
 }
 

@@ -40,6 +40,11 @@ int rt_store_begin(rt_store_t *s);
 int rt_store_commit(rt_store_t *s);
 int rt_store_rollback(rt_store_t *s);
 int rt_store_tx_depth(const rt_store_t *s);
+/// Be told when the outermost transaction commits (fn(ud, 1, 0)) and after any rollback
+/// (fn(ud, 0, depth now)): events.c publishes what a transaction wrote only once it committed.
+/// One listener; fn NULL removes it.
+typedef void (*rt_store_tx_fn)(void *ud, int committed, int depth);
+void rt_store_on_tx(rt_store_t *s, rt_store_tx_fn fn, void *ud);
 
 /// Apply the steps of migration set `name` that are newer than its stored version, each step with
 /// its version row in one transaction. The version is read inside that transaction (BEGIN

@@ -87,6 +87,7 @@ function M.fill_gaps(o, pool, tf, from)
   local step = gt.TIMEFRAMES[tf][3]
   local stored, empty = 0, 0
   for _, gap in ipairs(series.gaps(gt.SOURCE, pool, tf, step, from)) do
+    series.gap_event("found", gt.SOURCE, pool, tf, gap)
     local before, top = gap.before, gap.before     -- top: the stored bar above what is still unseen
     while before > gap.after + step do
       local left = (before - gap.after) // step
@@ -105,6 +106,7 @@ function M.fill_gaps(o, pool, tf, from)
       if inside[1] then before, top = inside[1][4], inside[1][4]
       else before = before - limit * step end
     end
+    series.gap_event("filled", gt.SOURCE, pool, tf, gap)
   end
   return stored, empty
 end

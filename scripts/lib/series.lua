@@ -7,6 +7,7 @@
 -- bound them on both sides, and never closer to the present than SETTLE, because a source's
 -- cache may not have the newest bars yet.
 local db = require "rt.db"
+local events = require "rt.events"
 
 local M = {}
 
@@ -149,6 +150,14 @@ function M.gaps(source, instrument, timeframe, step, from, now)
     if at < h.next and h.next <= fresh then out[#out + 1] = { after = h.ts, before = h.next } end
   end
   return out
+end
+
+-- Raise event `series_gap` {state = "found"|"filled", source, instrument, timeframe, after, before}
+-- for a gap of M.gaps (after/before: the stored bars around it). `filled` follows a fetch of the
+-- gap that succeeded (the source may have had no trades there: known-empty counts as filled).
+function M.gap_event(state, source, instrument, timeframe, gap)
+  events.publish("series_gap", { state = state, source = source, instrument = instrument, timeframe = timeframe,
+                                 after = gap.after, before = gap.before })
 end
 
 return M

@@ -334,8 +334,10 @@ function K.sync(S, o, inst, tf, days, now)
   local checked = series.cursor(S.name, inst, tf).gaps_checked
   local gfrom = checked or c.target
   for _, gap in ipairs(series.gaps(S.name, inst, tf, step, gfrom, now)) do
+    series.gap_event("found", S.name, inst, tf, gap)
     local ok, err, code = window(S, o, inst, tf, step, gap.after + step, gap.before - step, "backfill", now, keep)
     if not ok then return nil, err, code end
+    series.gap_event("filled", S.name, inst, tf, gap)
   end
   if series.newest(S.name, inst, tf) then
     series.set_gaps_checked(S.name, inst, tf, checked,

@@ -85,7 +85,15 @@ T.test("sync: forward to the last closed bar, empties recorded, then nothing fet
   if mid // 60 % 7 == 3 then mid = mid + 60 end
   db.exec("DELETE FROM candles WHERE source = ? AND instrument = 'X' AND ts = ?", S.name, mid)
   db.exec("UPDATE backfill SET gaps_checked = NULL WHERE source = ?", S.name)
+  local gap_events = {}
+  local gsub <close> = require("rt.events").subscribe({ kind = "series_gap", source = S.name },
+    function(ev) gap_events[#gap_events + 1] = ev end)
   T.ok(kit.sync(S, {}, "X", "1m", days, now) >= 1)
+  time.sleep(0.01)
+  T.eq(#gap_events, 2, "series_gap found, then filled")
+  T.eq({ gap_events[1].state, gap_events[2].state }, { "found", "filled" })
+  T.ok(gap_events[1].after < mid and mid < gap_events[1].before, "the gap's bounds")
+  T.eq({ gap_events[1].instrument, gap_events[1].timeframe }, { "X", "1m" })
   local gap = {}
   for _, c in ipairs(S.calls) do if c[1] <= mid and mid <= c[2] then gap[#gap + 1] = c end end
   T.eq(#gap, 1, "the gap is fetched once")

@@ -1,0 +1,167 @@
+/*
+** runtime/events_emit.c - the runtime's own events: `candle` and `trade` from the series writer's
+** rows, `alert` from alert.c (see events.h). Built only when a subscriber wants the kind.
+**
+** A bar is closed once ts + its timeframe <= now (timeframes "<n>s|m|h|d|w"; an unknown one counts
+** as closed). A bar written while forming raises nothing; the series' forming bar is remembered
+** (one per series, in a small hash owned by the bus) so that the first write of it after it closed
+** raises `candle` even when the values did not change.
+*/
+#include "runtime/events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/store_series.h"
+
+/* ---- the forming bar of each series --------------------------------------------------------- */
+
+typedef struct {
+  char *key;                   /* "source\x1finstrument\x1ftimeframe", owned; NULL = empty slot */
+  int64_t ts;                  /* the forming bar's open time; 0 when none is pending */
+} forming_t;
+
+typedef struct {
+  forming_t *slots;
+  size_t cap, used;
+} forming_set_t;
+
+/* The set hangs off rt through a pointer the bus does not look inside. */
+static forming_set_t *sets_of(rt_t *rt, int create) {
+  if (!rt->events_forming && create) rt->events_forming = calloc(1, sizeof(forming_set_t));
+  return rt->events_forming;
+}
+
+void rt_events_series_free(rt_t *rt) {
+  forming_set_t *fs = sets_of(rt, 0);
+  if (!fs) return;
+  for (size_t i = 0; i < fs->cap; i++) free(fs->slots[i].key);
+  free(fs->slots);
+  free(fs);
+  rt->events_forming = NULL;
+}
+
+static uint64_t hash(const char *s, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+/* The slot of key (created when `create`), or NULL. */
+static forming_t *slot_of(forming_set_t *fs, const char *key, size_t n, int create) {
+  if (create && (fs->used + 1) * 2 > fs->cap) {
+    size_t cap = fs->cap ? fs->cap * 2 : 64;
+    forming_t *grown = calloc(cap, sizeof *grown);
+    if (!grown) return NULL;
+    for (size_t i = 0; i < fs->cap; i++) {
+      if (!fs->slots[i].key) continue;
+      size_t j = hash(fs->slots[i].key, strlen(fs->slots[i].key)) & (cap - 1);
+      while (grown[j].key) j = (j + 1) & (cap - 1);
+      grown[j] = fs->slots[i];
+    }
+    free(fs->slots);
+    fs->slots = grown;
+    fs->cap = cap;
+  }
+  if (fs->cap == 0) return NULL;
+  size_t j = hash(key, n) & (fs->cap - 1);
+  while (fs->slots[j].key) {
+    if (strlen(fs->slots[j].key) == n && memcmp(fs->slots[j].key, key, n) == 0) return &fs->slots[j];
+    j = (j + 1) & (fs->cap - 1);
+  }
+  if (!create) return NULL;
+  char *k = malloc(n + 1);
+  if (!k) return NULL;
+  memcpy(k, key, n);
+  k[n] = 0;
+  fs->slots[j].key = k;
+  fs->slots[j].ts = 0;
+  fs->used++;
+  return &fs->slots[j];
+}
+
+/* Seconds of a timeframe such as "1m", "4h", "1d"; 0 when it is not one. */
+static int64_t tf_seconds(const char *s, size_t n) {
+  if (n < 2) return 0;
+  int64_t v = 0;
+  size_t i = 0;
+  while (i < n - 1 && s[i] >= '0' && s[i] <= '9') v = v * 10 + (s[i++] - '0');
+  if (i != n - 1 || v <= 0) return 0;
+  switch (s[n - 1]) {
+  case 's': return v;
+  case 'm': return v * 60;
+  case 'h': return v * 3600;
+  case 'd': return v * 86400;
+  case 'w': return v * 604800;
+  default: return 0;
+  }
+}
+
+/* ---- rows of the series writer -------------------------------------------------------------- */
+
+void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, const void *vals_, int ncol,
+                          int result) {
+  const rt_store_value_t *vals = vals_;
+  int candle = strcmp(table, "candles") == 0;
+  const char *kind = candle ? "candle" : "trade";
+  if (!rt_events_wants(rt, kind) || ncol > 64) return;
+  if (!candle && result == 0) return;
+  rt_event_field_t f[64];
+  char keys[64][48];
+  const rt_store_value_t *src = NULL, *inst = NULL, *tf = NULL, *ts = NULL;
+  int n = 0;
+  for (int i = 0; i < ncol; i++) {
+    const rt_store_value_t *v = &vals[i];
+    const char *c = cols[i];
+    if (strcmp(c, "source") == 0) src = v;
+    else if (strcmp(c, "instrument") == 0) inst = v;
+    else if (strcmp(c, "timeframe") == 0) tf = v;
+    else if (strcmp(c, "ts") == 0) ts = v;
+    int top = src == v || inst == v || tf == v;
+    if (candle && !top) snprintf(keys[n], sizeof keys[n], "bar.%s", c);
+    else snprintf(keys[n], sizeof keys[n], "%s", c);
+    f[n].key = keys[n];
+    switch (v->type) {
+    case SQLITE_INTEGER: f[n].type = RT_EV_INT, f[n].i = v->i; break;
+    case SQLITE_FLOAT: f[n].type = RT_EV_REAL, f[n].d = v->d; break;
+    case SQLITE_TEXT: f[n].type = RT_EV_TEXT, f[n].s = v->s, f[n].n = v->n; break;
+    default: continue;                         /* NULL: the field is absent */
+    }
+    n++;
+  }
+  if (candle) {
+    if (!src || !inst || !tf || !ts || src->type != SQLITE_TEXT || inst->type != SQLITE_TEXT ||
+        tf->type != SQLITE_TEXT || ts->type != SQLITE_INTEGER)
+      return;
+    char key[512];
+    int kn = snprintf(key, sizeof key, "%.*s\x1f%.*s\x1f%.*s", (int)src->n, src->s, (int)inst->n, inst->s,
+                      (int)tf->n, tf->s);
+    if (kn < 0 || kn >= (int)sizeof key) return;
+    int64_t step = tf_seconds(tf->s, tf->n);
+    int closed = step == 0 || ts->i + step <= (int64_t)rt_now();
+    forming_set_t *fs = sets_of(rt, 1);
+    if (!fs) return;
+    forming_t *sl = slot_of(fs, key, (size_t)kn, !closed);
+    if (!closed) {                             /* remember it; say nothing yet */
+      if (sl && ts->i >= sl->ts) sl->ts = ts->i;
+      return;
+    }
+    int was_forming = sl && sl->ts == ts->i;
+    if (was_forming) sl->ts = 0;
+    if (result == 0 && !was_forming) return;   /* identical rows raise nothing */
+  }
+  rt_event_t *ev = rt_event_new(kind, f, n);
+  if (ev) rt_events_emit(rt, ev);
+}
+
+void rt_events_alert(rt_t *rt, const char *state, const char *kind, const char *subject, const char *level,
+                     const char *msg) {
+  if (!rt_events_wants(rt, "alert")) return;
+  rt_event_field_t f[5] = {{"event", RT_EV_TEXT, 0, 0, state, strlen(state)},
+                           {"alert", RT_EV_TEXT, 0, 0, kind, strlen(kind)},
+                           {"subject", RT_EV_TEXT, 0, 0, subject, strlen(subject)},
+                           {"level", RT_EV_TEXT, 0, 0, level ? level : "", level ? strlen(level) : 0},
+                           {"message", RT_EV_TEXT, 0, 0, msg ? msg : "", msg ? strlen(msg) : 0}};
+  rt_event_t *ev = rt_event_new("alert", f, 5);
+  if (ev) rt_events_emit(rt, ev);
+}
