@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
@@ -29,6 +30,7 @@
 static void stop_handles(rt_t *rt);
 
 int rt_init(rt_t *rt, char *err, size_t errlen) {
+  rt->db_fd = -1;
   int rc = uv_loop_init(&rt->loop);
   if (rc < 0) {
     snprintf(err, errlen, "event loop: %s", uv_strerror(rc));
@@ -153,6 +155,10 @@ void rt_close(rt_t *rt) {
   if (rt->store) {
     rt_store_close(rt->store);
     rt->store = NULL;
+  }
+  if (rt->db_fd >= 0) {                  /* the database lock: only now that SQLite closed the file */
+    close(rt->db_fd);
+    rt->db_fd = -1;
   }
   if (uv_loop_close(&rt->loop) == UV_EBUSY) {  /* a handle we did not expect: close it, don't leak */
     uv_walk(&rt->loop, on_uv_walk_close, NULL);

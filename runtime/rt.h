@@ -65,6 +65,9 @@ struct rt_s {
   double shutdown_grace;    /* seconds running tasks get to finish after SIGINT/SIGTERM */
   int alert_after_failures; /* consecutive failed runs of a script that raise a run_failing alert */
   char config_dir[4096];    /* directory relative paths in the config resolve against */
+  int db_fd;                /* a descriptor of the database file (the daemon lock, dblock.h, or a
+                               command's look at it), -1 = none; closed in rt_close after the store:
+                               closing it earlier would drop SQLite's POSIX locks of this process */
 };
 
 /* Stable upper-case error codes shown to Lua as the third `nil, msg, CODE` value. */
