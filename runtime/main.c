@@ -54,7 +54,8 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events}, {NULL, NULL}};
+  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
+  {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
