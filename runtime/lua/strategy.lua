@@ -89,9 +89,13 @@ function M.spec(name, mod, cfg)
   local c = type(mod.consumes) == "table" and mod.consumes or {}
   local key = "strategies." .. name
   local spec = { name = name, source = cfg.source or c.source, queue = cfg.queue or 65536 }
-  spec.instruments = string_list(cfg.instruments or c.instruments)
+  local function pick(a, b)                     -- the config's empty list (its default) is no override
+    if a == nil or (type(a) == "table" and next(a) == nil) then return b end
+    return a
+  end
+  spec.instruments = string_list(pick(cfg.instruments, c.instruments))
   if not spec.instruments then return nil, key .. ".instruments: the strategy consumes no instruments (consumes.instruments or config)" end
-  spec.timeframes = string_list(cfg.timeframes or c.timeframes)
+  spec.timeframes = string_list(pick(cfg.timeframes, c.timeframes))
   if not spec.timeframes then return nil, key .. ".timeframes: the strategy consumes no timeframes (consumes.timeframes or config)" end
   for _, tf in ipairs(spec.timeframes) do
     if not M.tf_seconds(tf) then return nil, ("%s.timeframes: '%s' is not a timeframe like 1m, 4h, 1d"):format(key, tf) end
@@ -167,11 +171,18 @@ local function store_signal(sig)
   if not ok then log.error("strategy signal not stored", { strategy = sig.strategy, error = tostring(err) }) end
 end
 
+-- A failing bar is skipped. The first failure after a success is logged with its traceback and
+-- opens alert strategy_failed; the next ones are counted (and logged at debug level) until a bar
+-- succeeds again, which resolves the alert: a broken strategy cannot flood the log or the store.
 local function failed(r, err)
-  local msg = modules.first_line(tostring(err))
-  log.error("strategy failed on a bar: the bar is skipped", { strategy = r.name, error = tostring(err) })
+  r.failures = (r.failures or 0) + 1
+  if r.failing then
+    log.debug("strategy failed on a bar again", { strategy = r.name, failures = r.failures, error = modules.first_line(tostring(err)) })
+    return
+  end
   r.failing = true
-  alert.raise("strategy_failed", r.name, msg, "error")
+  log.error("strategy failed on a bar: the bar is skipped", { strategy = r.name, error = tostring(err) })
+  alert.raise("strategy_failed", r.name, modules.first_line(tostring(err)), "error")
 end
 
 -- One bar for a live runner: bars of a series at or before the last one fed are skipped (a
