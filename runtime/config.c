@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/cron.h"
+#include "runtime/duration.h"
 #include "runtime/sched.h"
 
 /* Budget fields: the lower bounds (with their own messages) are budget.c's; only the upper bounds
@@ -310,14 +312,12 @@ static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
     if (t == LUA_TBOOLEAN) return 0;
     break;
   case RT_CT_DURATION:
-    if (t == LUA_TNUMBER) {
-      d = lua_tonumber(L, idx);
-      if (!(d > 0) && isfinite(d))
+    switch (rt_duration_value(L, idx, &d)) {
+    case 0:
+      if (t == LUA_TNUMBER && !(d > 0) && isfinite(d))
         return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds > 0)", lua_tostring(L, idx), NULL);
       return check_range(d, f, v);
-    }
-    if (t == LUA_TSTRING) {
-      if (rt_sched_parse_duration(lua_tostring(L, idx), &d) == 0) return check_range(d, f, v);
+    case -1:
       return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds)", lua_tostring(L, idx), NULL);
     }
     break;
@@ -362,8 +362,7 @@ static int check_schedules(lua_State *L, int idx, vctx_t *v) {
     snprintf(v->path, sizeof v->path, "schedules.%s", lua_tostring(L, -2));
     int has_every = lua_getfield(L, -1, "every") != LUA_TNIL;
     double every = 0;
-    if (has_every && lua_type(L, -1) == LUA_TSTRING) rt_sched_parse_duration(lua_tostring(L, -1), &every);
-    else if (has_every) every = lua_tonumber(L, -1);
+    if (has_every) rt_duration_value(L, -1, &every);   /* a bad one was reported by the type check */
     int has_cron = lua_getfield(L, -2, "cron") != LUA_TNIL;
     if (has_every && has_cron) return fail(v, "give 'every' or 'cron', not both", NULL, NULL);
     if (has_cron) {

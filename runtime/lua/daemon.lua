@@ -20,7 +20,7 @@
 -- "binance.klines"); its schedule name is `name` from the returned table, else the module name.
 -- scripts/lib/ holds plain modules for require and is never scheduled.
 --
--- Reload (style.md 3.8): validate first, swap last. The files affected by a change (the changed
+-- Reload (docs/design.md, Reload): validate first, swap last. The files affected by a change (the changed
 -- ones and every module that requires them, transitively) are split into groups connected by
 -- require; each group loads in fresh sandboxes (candled.modules), top levels under the
 -- runtime.task_slice budget, tables validated (as at start, plus `check(config)` and

@@ -20,6 +20,10 @@ Routes (DIR = --fixtures):
     GET  /dapi/v1/klines         COIN-M klines        (same limits as USDT-M).
     GET  /api/v2/...             GeckoTerminal API replay: see gecko.py (data DIR/geckoterminal/,
                                  --gecko-now, control /_mock/gecko, also cleared by /_mock/reset).
+    GET  /api/v3/exchangeInfo, /fapi/v1/exchangeInfo, /dapi/v1/exchangeInfo, /futures/data/...
+                                 Binance: see binance.py (data DIR/binance/exchangeInfo_*.json,
+                                 control /_mock/binance; its live mode takes over the klines routes
+                                 with klines relative to the mock's clock and a strict limiter).
     GET  /api/v3/coins/..., /v8/finance/chart/..., /market/..., /stats/markets, /fundingRates
                                  CoinGecko, Yahoo Finance and Drift: see markets.py (data
                                  DIR/coingecko|yahoo|drift/, --markets-now, control /_mock/markets).
@@ -160,6 +164,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import gecko  # noqa: E402  (GeckoTerminal routes; lives next to this file)
 import markets  # noqa: E402  (CoinGecko, Yahoo Finance and Drift routes; next to this file)
+import binance  # noqa: E402  (Binance exchangeInfo, live klines, ratios, strict limiter; next to this file)
 
 FAULT_PARAMS = ("_status", "_delay", "_reset", "_truncate", "_gzip", "_retry_after", "_drip")
 
@@ -632,6 +637,7 @@ class MockServer(ThreadingHTTPServer):
         self.http_dir = os.path.realpath(os.path.join(opts.fixtures, "http"))
         self.gecko = gecko.Gecko(opts)
         self.markets = markets.Markets(opts)
+        self.binance = binance.Binance(opts)
         super().__init__(addr, Handler)
 
     def get_request(self):
@@ -735,7 +741,7 @@ class Handler(BaseHTTPRequestHandler):
 
         family = KLINE_ROUTES.get(path)
         used = None
-        if family:
+        if family and not self.server.binance.live:
             used = st.add_weight(family, kline_weight(family, _int_or(query.get("limit"), 500)))
 
         try:
@@ -889,11 +895,14 @@ class Handler(BaseHTTPRequestHandler):
                 st.limiter.configure({"limit": 0})
                 self.server.gecko.reset()
                 self.server.markets.reset()
+                self.server.binance.reset()
                 return 200, {"ok": True}
         elif path == "/_mock/gecko":
             return self.server.gecko.control(m, body)
         elif path == "/_mock/markets":
             return self.server.markets.control(m, body)
+        elif path in ("/_mock/binance", "/_mock/binance/bar"):
+            return self.server.binance.control(m, path, qs, body)
         elif path == "/_mock/health":
             return 200, {"ok": True}
         else:
@@ -904,6 +913,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, path, query, body, family):
         method = self.command
+        if self.server.binance.handles(path):
+            r = self.server.binance.route(method, path, query, self.arrived, self.server.state.limiter.clock)
+            if len(r) == 4:
+                self.after_send = r[3]
+            return r[:3]
         if family:
             if method not in ("GET", "HEAD"):
                 return self.not_allowed(path)
