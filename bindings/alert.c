@@ -48,26 +48,17 @@ static int rtl_alert_list(lua_State *L) {
                           " FROM alerts ORDER BY id DESC"
                         : "SELECT id, kind, subject, level, message, opened, last_seen, count, resolved"
                           " FROM alerts WHERE resolved IS NULL ORDER BY id DESC";
-  sqlite3_stmt *st;
-  if (rt_store_prepare(rt->store, sql, strlen(sql), &st, NULL) != SQLITE_OK)
+  rt_store_stmt_t *st;
+  if (rt_store_query(rt->store, sql, strlen(sql), &st, NULL) != RT_STORE_OK)
     return rtl_push_fail(L, rt_store_errmsg(rt->store), "SQLITE_ERROR");
   lua_newtable(L);
   int n = 0, rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    lua_createtable(L, 0, 9);
-    for (int c = 0; c < sqlite3_column_count(st); c++) {
-      switch (sqlite3_column_type(st, c)) {
-      case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
-      case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
-      case SQLITE_NULL: continue;
-      default: lua_pushstring(L, (const char *)sqlite3_column_text(st, c)); break;
-      }
-      lua_setfield(L, -2, sqlite3_column_name(st, c));
-    }
+  while ((rc = rt_store_stmt_step(st)) == RT_STORE_ROW) {
+    rtl_push_store_row(L, st);
     lua_rawseti(L, -2, ++n);
   }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) return rtl_push_fail(L, rt_store_errmsg(rt->store), "SQLITE_ERROR");
+  rt_store_stmt_reset(st);
+  if (rc != RT_STORE_DONE) return rtl_push_fail(L, rt_store_errmsg(rt->store), "SQLITE_ERROR");
   return 1;
 }
 

@@ -1,7 +1,7 @@
 /*
 ** bindings/bindings.h - what every rt.* module shares: the openers and the error convention.
 **
-** Convention (style.md §3.6): misuse raises; expected failures return `nil, message, CODE`;
+** Convention (docs/conventions.md, Errors): misuse raises; expected failures return `nil, message, CODE`;
 ** waiting calls park the calling task and raise outside a task.
 */
 #ifndef RTL_BINDINGS_H
@@ -11,6 +11,7 @@
 #include <lua.h>
 
 #include "runtime/rt.h"
+#include "runtime/store_query.h"
 #include "runtime/task.h"
 
 int luaopen_rt_http(lua_State *L);
@@ -27,6 +28,8 @@ int luaopen_rt_sched(lua_State *L);
 int luaopen_rt_budget(lua_State *L);
 int luaopen_rt_alert(lua_State *L);
 int luaopen_rt_events(lua_State *L);
+int luaopen_rt_ws(lua_State *L);
+int luaopen_rt_replay(lua_State *L);   /* private: candled replay (runtime/lua/replay.lua) */
 int luaopen_rt_vm(lua_State *L);      /* private to the runtime's embedded Lua */
 int luaopen_rt_watch(lua_State *L);   /* private to the runtime's embedded Lua */
 int luaopen_rt_repl(lua_State *L);    /* private: the REPL's link to runtime/repl.c */
@@ -69,6 +72,15 @@ void rtl_sort_list(lua_State *L, int idx);
 /// Push the string keys of the table at idx as a sorted list; returns how many. A key of another
 /// type raises "<fn>: <what>" when `what` is given, else it is skipped.
 int rtl_push_sorted_keys(lua_State *L, int idx, const char *fn, const char *what);
+
+/// Stored values as Lua values and back (bindings/store_rows.c). Text and blobs push as strings,
+/// NULL as nil; a row is a table keyed by column name (NULL columns absent). rtl_to_store_value:
+/// booleans as 0/1, strings as text that stays valid while the Lua string is on the stack, any other
+/// type as NULL (callers raise first where a table or function must not be stored).
+void rtl_push_store_value(lua_State *L, const rt_store_value_t *v);
+void rtl_push_store_column(lua_State *L, rt_store_stmt_t *st, int c);
+void rtl_push_store_row(lua_State *L, rt_store_stmt_t *st);
+void rtl_to_store_value(lua_State *L, int idx, rt_store_value_t *v);
 
 /// Count rows written by the current task's run (no-op outside a task).
 void rtl_count_rows(lua_State *L, int64_t n);

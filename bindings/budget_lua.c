@@ -10,7 +10,7 @@
 #include "bindings/bindings.h"
 #include "runtime/budget.h"
 #include "runtime/config.h"
-#include "runtime/sched.h"
+#include "runtime/duration.h"
 
 #define MAX_WINDOWS 16
 
@@ -27,8 +27,7 @@ static double field_num(lua_State *L, int t, const char *k, double dflt) {
 static double field_duration(lua_State *L, int t, const char *k, double dflt) {
   double d = dflt;
   lua_getfield(L, t, k);
-  if (lua_type(L, -1) == LUA_TNUMBER) d = lua_tonumber(L, -1);
-  else if (lua_type(L, -1) == LUA_TSTRING && rt_sched_parse_duration(lua_tostring(L, -1), &d) < 0) d = -1;
+  if (rt_duration_value(L, -1, &d) == -1) d = -1;
   lua_pop(L, 1);
   return d;
 }

@@ -42,35 +42,27 @@ static int push_sql_fail(lua_State *L, rt_store_t *s, int rc, const char *what) 
   return 3;
 }
 
-/* Bind the Lua value at idx to parameter i. Raises for tables and functions. */
-static void bind_value(lua_State *L, sqlite3_stmt *st, int i, int idx, const char *fn) {
-  switch (lua_type(L, idx)) {
-  case LUA_TNIL:
-  case LUA_TNONE: sqlite3_bind_null(st, i); break;
-  case LUA_TBOOLEAN: sqlite3_bind_int(st, i, lua_toboolean(L, idx)); break;
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) sqlite3_bind_int64(st, i, lua_tointeger(L, idx));
-    else sqlite3_bind_double(st, i, lua_tonumber(L, idx));
-    break;
-  case LUA_TSTRING: {                          /* STATIC: the string outlives the step (it sits */
-    size_t n;                                  /* on the stack or in the caller's row table) and */
-    const char *s = lua_tolstring(L, idx, &n); /* bindings are cleared before the next use */
-    sqlite3_bind_text(st, i, s, (int)n, SQLITE_STATIC);
-    break;
-  }
-  default: luaL_error(L, "%s: parameter %d: cannot bind a %s", fn, i, luaL_typename(L, idx));
-  }
+/* Bind the Lua value at idx to parameter i. Raises for tables and functions. Strings are bound
+** without a copy: the string outlives the step (it sits on the stack or in the caller's row table)
+** and bindings are cleared before the statement is used again. */
+static void bind_value(lua_State *L, rt_store_stmt_t *st, int i, int idx, const char *fn) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TNIL && t != LUA_TNONE && t != LUA_TBOOLEAN && t != LUA_TNUMBER && t != LUA_TSTRING)
+    luaL_error(L, "%s: parameter %d: cannot bind a %s", fn, i, luaL_typename(L, idx));
+  rt_store_value_t v;
+  rtl_to_store_value(L, idx, &v);
+  rt_store_stmt_bind(st, i, &v);
 }
 
 /* Prepare sql (cached) and bind the arguments from `first` on. Raises when sql does not compile. */
-static sqlite3_stmt *prepare(lua_State *L, rt_store_t *s, int sql_idx, int first, const char *fn,
-                             size_t *rest) {
+static rt_store_stmt_t *prepare(lua_State *L, rt_store_t *s, int sql_idx, int first, const char *fn,
+                                size_t *rest) {
   size_t len, used;
   const char *sql = luaL_checklstring(L, sql_idx, &len);
-  sqlite3_stmt *st;
-  int rc = rt_store_prepare(s, sql, len, &st, &used);
-  if (rc != SQLITE_OK) luaL_error(L, "%s: %s", fn, rt_store_errmsg(s));
-  int nargs = lua_gettop(L) - first + 1, nparams = sqlite3_bind_parameter_count(st);
+  rt_store_stmt_t *st;
+  int rc = rt_store_query(s, sql, len, &st, &used);
+  if (rc != RT_STORE_OK) luaL_error(L, "%s: %s", fn, rt_store_errmsg(s));
+  int nargs = lua_gettop(L) - first + 1, nparams = rt_store_stmt_params(st);
   if (nargs > nparams) luaL_error(L, "%s: %d parameters given, the statement takes %d", fn, nargs, nparams);
   for (int i = 0; i < nargs; i++) bind_value(L, st, i + 1, first + i, fn);
   if (rest) {
@@ -80,42 +72,23 @@ static sqlite3_stmt *prepare(lua_State *L, rt_store_t *s, int sql_idx, int first
   return st;
 }
 
-static void push_column(lua_State *L, sqlite3_stmt *st, int c) {
-  switch (sqlite3_column_type(st, c)) {
-  case SQLITE_INTEGER: lua_pushinteger(L, sqlite3_column_int64(st, c)); break;
-  case SQLITE_FLOAT: lua_pushnumber(L, sqlite3_column_double(st, c)); break;
-  case SQLITE_NULL: lua_pushnil(L); break;
-  default:
-    lua_pushlstring(L, (const char *)sqlite3_column_blob(st, c), (size_t)sqlite3_column_bytes(st, c));
-  }
-}
-
-static void push_row(lua_State *L, sqlite3_stmt *st, int ncol) {
-  lua_createtable(L, 0, ncol);
-  for (int c = 0; c < ncol; c++) {
-    push_column(L, st, c);
-    lua_setfield(L, -2, sqlite3_column_name(st, c));
-  }
-}
-
 /* db.exec(sql, ...) -> changes */
 static int rtl_db_exec(lua_State *L) {
   rt_store_t *s = check_store(L, "db.exec");
   size_t rest, len;
   const char *sql = luaL_checklstring(L, 1, &len);
-  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.exec", &rest);
+  rt_store_stmt_t *st = prepare(L, s, 1, 2, "db.exec", &rest);
   if (rest < len && lua_gettop(L) > 1) luaL_error(L, "db.exec: parameters with several statements");
-  /* sqlite3_changes() keeps the count of the last INSERT/UPDATE/DELETE, so DDL or a SELECT would
+  /* rt_store_changes() keeps the count of the last INSERT/UPDATE/DELETE, so DDL or a SELECT would
   ** report a stale number: only trust it when the total moved during this call. */
-  int64_t total = sqlite3_total_changes64(rt_store_db(s));
+  int64_t total = rt_store_total_changes(s);
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {}
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.exec");
-  if (rest < len && (rc = rt_store_exec(s, sql + rest)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.exec");
-  int64_t n = sqlite3_total_changes64(rt_store_db(s)) != total ? sqlite3_changes64(rt_store_db(s)) : 0;
-  if (!sqlite3_stmt_readonly(st)) rtl_count_rows(L, n);
+  while ((rc = rt_store_stmt_step(st)) == RT_STORE_ROW) {}
+  rt_store_stmt_reset(st);
+  if (rc != RT_STORE_DONE) return push_sql_fail(L, s, rc, "db.exec");
+  if (rest < len && (rc = rt_store_exec(s, sql + rest)) != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.exec");
+  int64_t n = rt_store_total_changes(s) != total ? rt_store_changes(s) : 0;
+  if (!rt_store_stmt_readonly(st)) rtl_count_rows(L, n);
   lua_pushinteger(L, n);
   return 1;
 }
@@ -123,42 +96,40 @@ static int rtl_db_exec(lua_State *L) {
 /* db.query(sql, ...) -> rows */
 static int rtl_db_query(lua_State *L) {
   rt_store_t *s = check_store(L, "db.query");
-  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.query", NULL);
-  int ncol = sqlite3_column_count(st), rc, n = 0;
+  rt_store_stmt_t *st = prepare(L, s, 1, 2, "db.query", NULL);
+  int rc, n = 0;
   lua_newtable(L);
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    push_row(L, st, ncol);
+  while ((rc = rt_store_stmt_step(st)) == RT_STORE_ROW) {
+    rtl_push_store_row(L, st);
     lua_rawseti(L, -2, ++n);
   }
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.query");
+  rt_store_stmt_reset(st);
+  if (rc != RT_STORE_DONE) return push_sql_fail(L, s, rc, "db.query");
   return 1;
 }
 
 /* db.columns(sql, ...) -> {col = values}, n */
 static int rtl_db_columns(lua_State *L) {
   rt_store_t *s = check_store(L, "db.columns");
-  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.columns", NULL);
-  int ncol = sqlite3_column_count(st), rc, top = lua_gettop(L);
+  rt_store_stmt_t *st = prepare(L, s, 1, 2, "db.columns", NULL);
+  int ncol = rt_store_stmt_columns(st), rc, top = lua_gettop(L);
   lua_Integer n = 0;
   luaL_checkstack(L, ncol + 2, "db.columns: too many columns");
   lua_createtable(L, 0, ncol);                 /* [... cols arr1 .. arrN] */
   for (int c = 0; c < ncol; c++) {
     lua_newtable(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, top + 1, sqlite3_column_name(st, c));
+    lua_setfield(L, top + 1, rt_store_stmt_name(st, c));
   }
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  while ((rc = rt_store_stmt_step(st)) == RT_STORE_ROW) {
     n++;
     for (int c = 0; c < ncol; c++) {
-      push_column(L, st, c);
+      rtl_push_store_column(L, st, c);
       lua_rawseti(L, top + 2 + c, n);
     }
   }
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.columns");
+  rt_store_stmt_reset(st);
+  if (rc != RT_STORE_DONE) return push_sql_fail(L, s, rc, "db.columns");
   lua_settop(L, top + 1);
   lua_pushinteger(L, n);
   return 2;
@@ -167,13 +138,12 @@ static int rtl_db_columns(lua_State *L) {
 /* db.first(sql, ...) -> row | nil */
 static int rtl_db_first(lua_State *L) {
   rt_store_t *s = check_store(L, "db.first");
-  sqlite3_stmt *st = prepare(L, s, 1, 2, "db.first", NULL);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) push_row(L, st, sqlite3_column_count(st));
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
-  if (rc == SQLITE_ROW) return 1;
-  if (rc != SQLITE_DONE) return push_sql_fail(L, s, rc, "db.first");
+  rt_store_stmt_t *st = prepare(L, s, 1, 2, "db.first", NULL);
+  int rc = rt_store_stmt_step(st);
+  if (rc == RT_STORE_ROW) rtl_push_store_row(L, st);
+  rt_store_stmt_reset(st);
+  if (rc == RT_STORE_ROW) return 1;
+  if (rc != RT_STORE_DONE) return push_sql_fail(L, s, rc, "db.first");
   lua_pushnil(L);
   return 1;
 }
@@ -305,19 +275,6 @@ static void check_fields(lua_State *L, rt_store_t *s, int row, int present, cons
   }
 }
 
-/* The Lua value at idx as a store value (strings stay on the Lua stack while the store uses them). */
-static void to_store_value(lua_State *L, int idx, rt_store_value_t *v) {
-  switch (lua_type(L, idx)) {
-  case LUA_TBOOLEAN: *v = (rt_store_value_t){SQLITE_INTEGER, lua_toboolean(L, idx), 0, NULL, 0}; break;
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) *v = (rt_store_value_t){SQLITE_INTEGER, lua_tointeger(L, idx), 0, NULL, 0};
-    else *v = (rt_store_value_t){SQLITE_FLOAT, 0, lua_tonumber(L, idx), NULL, 0};
-    break;
-  case LUA_TSTRING: v->type = SQLITE_TEXT; v->s = lua_tolstring(L, idx, &v->n); break;
-  default: *v = (rt_store_value_t){SQLITE_NULL, 0, 0, NULL, 0};
-  }
-}
-
 /* db.upsert into candles or trades: the store's series writer (the views' rows are keyed by a
 ** series id). Same options, checks and counts as the generic path below. */
 static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int rows, int cols, int ncol,
@@ -336,9 +293,9 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     lua_pop(L, 1);
   }
   int rc = rt_store_series_begin(s, table, names, ncol, knames, nkeys, do_update, err, sizeof err);
-  if (rc != SQLITE_OK) luaL_error(L, "db.upsert %s: %s", table, err);
+  if (rc != RT_STORE_OK) luaL_error(L, "db.upsert %s: %s", table, err);
   luaL_checkstack(L, ncol + 8, "db.upsert: too many columns");
-  if ((rc = rt_store_begin(s)) != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
+  if ((rc = rt_store_begin(s)) != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.upsert");
   rt_store_value_t vals[200];
   lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows), inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
@@ -346,14 +303,14 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     for (int i = 0; i < ncol; i++) {
       present += push_cell(L, s, row, positional, i + 1, names[i], table, r);
       if (lua_type(L, -1) == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);
-      to_store_value(L, -1, &vals[i]);         /* the value stays on the stack until the put */
+      rtl_to_store_value(L, -1, &vals[i]);         /* the value stays on the stack until the put */
     }
     if (!positional) check_fields(L, s, row, present, table, r, ncol);
     int result;
     rc = rt_store_series_put(s, vals, &result);
-    if (rc == SQLITE_OK) rt_events_series_row(rt_from_lua(L), table, names, vals, ncol, result);
+    if (rc == RT_STORE_OK) rt_events_series_row(rt_from_lua(L), table, names, vals, ncol, result);
     lua_settop(L, row - 1);                    /* the values and the row */
-    if (rc != SQLITE_OK) {
+    if (rc != RT_STORE_OK) {
       char where[96];
       snprintf(where, sizeof where, "db.upsert %s", table);
       push_sql_fail(L, s, rc, where);
@@ -363,7 +320,7 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     inserted += result == 1;
     updated += result == 2;
   }
-  if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+  if ((rc = rt_store_commit(s)) != RT_STORE_OK) {
     push_sql_fail(L, s, rc, "db.upsert commit");
     rt_store_rollback(s);
     return 3;
@@ -422,12 +379,12 @@ static int rtl_db_upsert(lua_State *L) {
   upsert_sql(L, table, cols, ncol, keys, nkeys, iskey, do_update);  /* 6 insert, 7 update */
   size_t ulen;
   lua_tolstring(L, 7, &ulen);
-  sqlite3_stmt *ins, *upd = NULL;
+  rt_store_stmt_t *ins, *upd = NULL;
   size_t ilen;
   const char *isql = lua_tolstring(L, 6, &ilen);
-  if (rt_store_prepare(s, isql, ilen, &ins, NULL) != SQLITE_OK)
+  if (rt_store_query(s, isql, ilen, &ins, NULL) != RT_STORE_OK)
     luaL_error(L, "db.upsert %s: %s", table, rt_store_errmsg(s));
-  if (ulen && rt_store_prepare(s, lua_tostring(L, 7), ulen, &upd, NULL) != SQLITE_OK)
+  if (ulen && rt_store_query(s, lua_tostring(L, 7), ulen, &upd, NULL) != RT_STORE_OK)
     luaL_error(L, "db.upsert %s: %s", table, rt_store_errmsg(s));
   /* Column names as C strings for the hot loop (kept alive by the cols table). */
   const char *names[201];
@@ -436,9 +393,8 @@ static int rtl_db_upsert(lua_State *L) {
     names[i] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  sqlite3 *db = rt_store_db(s);
   int rc = rt_store_begin(s);
-  if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.upsert");
+  if (rc != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.upsert");
   lua_Integer inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
     int positional, row = push_row_of(L, s, 2, r, &positional), present = 0;
@@ -448,10 +404,10 @@ static int rtl_db_upsert(lua_State *L) {
       lua_pop(L, 1);
     }
     if (!positional) check_fields(L, s, row, present, table, r, ncol);
-    rc = sqlite3_step(ins);
-    sqlite3_reset(ins);
-    if (rc != SQLITE_DONE) goto failed;
-    if (sqlite3_changes(db) > 0) {
+    rc = rt_store_stmt_step(ins);
+    rt_store_stmt_rewind(ins);
+    if (rc != RT_STORE_DONE) goto failed;
+    if (rt_store_changes(s) > 0) {
       inserted++;
     } else if (upd) {                          /* the key exists: bind the update only now */
       for (int i = 1; i <= ncol; i++) {
@@ -460,16 +416,16 @@ static int rtl_db_upsert(lua_State *L) {
         bind_value(L, upd, i, -1, "db.upsert");
         lua_pop(L, 1);
       }
-      rc = sqlite3_step(upd);
-      sqlite3_reset(upd);
-      if (rc != SQLITE_DONE) goto failed;
-      updated += sqlite3_changes(db) > 0;
+      rc = rt_store_stmt_step(upd);
+      rt_store_stmt_rewind(upd);
+      if (rc != RT_STORE_DONE) goto failed;
+      updated += rt_store_changes(s) > 0;
     }
     lua_pop(L, 1);                             /* the row */
   }
-  if ((rc = rt_store_commit(s)) != SQLITE_OK) goto failed_at_commit;
-  sqlite3_clear_bindings(ins);
-  if (upd) sqlite3_clear_bindings(upd);
+  if ((rc = rt_store_commit(s)) != RT_STORE_OK) goto failed_at_commit;
+  rt_store_stmt_reset(ins);
+  if (upd) rt_store_stmt_reset(upd);
   rtl_count_rows(L, inserted + updated);
   lua_pushinteger(L, inserted);
   lua_pushinteger(L, updated);
@@ -493,12 +449,12 @@ static int rtl_db_tx(lua_State *L) {
   rt_store_t *s = check_store(L, "db.tx");
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int rc = rt_store_begin(s);
-  if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.tx begin");
+  if (rc != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.tx begin");
   if (lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0) != LUA_OK) {   /* [fn args] -> [results] */
     rt_store_rollback(s);
     return lua_error(L);
   }
-  if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+  if ((rc = rt_store_commit(s)) != RT_STORE_OK) {
     push_sql_fail(L, s, rc, "db.tx commit");
     rt_store_rollback(s);
     return 3;
@@ -520,7 +476,7 @@ static int rtl_db_migrate(lua_State *L) {
   }
   for (;;) {
     int have, rc = rt_store_migration_begin(s, name, &have);
-    if (rc != SQLITE_OK) return push_sql_fail(L, s, rc, "db.migrate");
+    if (rc != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.migrate");
     if (have >= n) {
       rt_store_commit(s);
       if (have > n)
@@ -541,14 +497,14 @@ static int rtl_db_migrate(lua_State *L) {
       rt_store_rollback(s);
       return luaL_error(L, "db.migrate %s step %d: %s", name, have + 1, lua_tostring(L, -1));
     }
-    if (rc == SQLITE_OK) rc = rt_store_migration_record(s, name, have + 1);
-    if (rc != SQLITE_OK) {
+    if (rc == RT_STORE_OK) rc = rt_store_migration_record(s, name, have + 1);
+    if (rc != RT_STORE_OK) {
       lua_pushfstring(L, "db.migrate %s step %d", name, have + 1);
       push_sql_fail(L, s, rc, lua_tostring(L, -1));
       rt_store_rollback(s);
       return 3;
     }
-    if ((rc = rt_store_commit(s)) != SQLITE_OK) {
+    if ((rc = rt_store_commit(s)) != RT_STORE_OK) {
       push_sql_fail(L, s, rc, "db.migrate commit");
       rt_store_rollback(s);
       return 3;

@@ -13,6 +13,8 @@
 #include "bindings/bindings.h"
 
 #include "runtime/config.h"
+#include "runtime/cron.h"
+#include "runtime/duration.h"
 #include "runtime/sched.h"
 
 /* runtime.min_every of the config in force (1 s without one). */
@@ -30,9 +32,7 @@ static double min_every(lua_State *L) {
 ** runtime.min_every and RT_SCHED_EVERY_MAX: an infinite or 0 ms interval would spin the loop). */
 static const char *every_seconds(lua_State *L, int idx, double *out, char *buf, size_t n) {
   double d = 0, lo = min_every(L);
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    d = lua_tonumber(L, idx);
-  } else if (lua_type(L, idx) != LUA_TSTRING || rt_sched_parse_duration(lua_tostring(L, idx), &d) < 0) {
+  if (rt_duration_value(L, idx, &d) < 0) {
     snprintf(buf, n, "bad duration '%s' for 'every'", luaL_tolstring(L, idx, NULL));
     lua_pop(L, 1);
     return buf;

@@ -12,7 +12,7 @@
 
 #include "runtime/budget_impl.h"
 #include "runtime/log.h"
-#include "runtime/sched.h"
+#include "runtime/duration.h"
 #include "runtime/store.h"
 
 static void on_budget_closed(uv_handle_t *h);
@@ -122,7 +122,7 @@ static void attach(rt_budget_t *b) {
 static void hdr_window(rt_budget_t *b) {
   const char *dash = strrchr(b->used_header, '-');
   double per = -1;
-  if (dash) rt_sched_parse_duration(dash + 1, &per);
+  if (dash) rt_duration_parse(dash + 1, &per);
   for (int i = 0; i < b->nwin && b->header_win < 0; i++)
     if (!b->win[i].fixed && (per < 0 || b->win[i].per == per)) b->header_win = i;
 }

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/cron.h"
+#include "runtime/duration.h"
 #include "runtime/sched.h"
 
 /* Budget fields: the lower bounds (with their own messages) are budget.c's; only the upper bounds
@@ -89,6 +91,18 @@ static const rt_cfield_t script_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   END};
 static const rt_cfield_t script_elem = {"*", RT_CT_TABLE, script_fields, NULL, NULL, 1, NULL, 0, 0};
+/* strategies.<name>: a strategy module run live (runtime/lua/strategy.lua checks the module at
+** start and on a reload); keys other than these are the strategy's own options (ctx.config). */
+static const rt_cfield_t strategy_list_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0};
+static const rt_cfield_t strategy_fields[] = {
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  {"source", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"instruments", RT_CT_LIST, NULL, &strategy_list_elem, NULL, 0, NULL, 0, 0},
+  {"timeframes", RT_CT_LIST, NULL, &strategy_list_elem, NULL, 0, NULL, 0, 0},
+  {"warmup", RT_CT_INTEGER, NULL, NULL, NULL, 0, NULL, 0, 1e6},
+  {"queue", RT_CT_INTEGER, NULL, NULL, "65536", 0, NULL, 1, 1e6},
+  END};
+static const rt_cfield_t strategy_elem = {"*", RT_CT_TABLE, strategy_fields, NULL, NULL, 1, NULL, 0, 0};
 static const rt_cfield_t schedule_fields[] = {
   {"every", RT_CT_DURATION, NULL, NULL, NULL, 0, NULL, RT_SCHED_EVERY_MIN, RT_SCHED_EVERY_MAX},
   {"cron", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
@@ -156,6 +170,7 @@ static const rt_cfield_t root_fields[] = {
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL, 0, 0},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},
+  {"strategies", RT_CT_MAP, NULL, &strategy_elem, NULL, 0, NULL, 0, 0},
   {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL, 0, 0},
   {"export", RT_CT_TABLE, export_fields, NULL, NULL, 0, NULL, 0, 0},
   END};
@@ -297,14 +312,12 @@ static int check_value(lua_State *L, int idx, const rt_cfield_t *f, vctx_t *v) {
     if (t == LUA_TBOOLEAN) return 0;
     break;
   case RT_CT_DURATION:
-    if (t == LUA_TNUMBER) {
-      d = lua_tonumber(L, idx);
-      if (!(d > 0) && isfinite(d))
+    switch (rt_duration_value(L, idx, &d)) {
+    case 0:
+      if (t == LUA_TNUMBER && !(d > 0) && isfinite(d))
         return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds > 0)", lua_tostring(L, idx), NULL);
       return check_range(d, f, v);
-    }
-    if (t == LUA_TSTRING) {
-      if (rt_sched_parse_duration(lua_tostring(L, idx), &d) == 0) return check_range(d, f, v);
+    case -1:
       return fail(v, "'%s' is not a duration (\"30s\", \"5m\", \"1h\", \"1d\" or seconds)", lua_tostring(L, idx), NULL);
     }
     break;
@@ -349,8 +362,7 @@ static int check_schedules(lua_State *L, int idx, vctx_t *v) {
     snprintf(v->path, sizeof v->path, "schedules.%s", lua_tostring(L, -2));
     int has_every = lua_getfield(L, -1, "every") != LUA_TNIL;
     double every = 0;
-    if (has_every && lua_type(L, -1) == LUA_TSTRING) rt_sched_parse_duration(lua_tostring(L, -1), &every);
-    else if (has_every) every = lua_tonumber(L, -1);
+    if (has_every) rt_duration_value(L, -1, &every);   /* a bad one was reported by the type check */
     int has_cron = lua_getfield(L, -2, "cron") != LUA_TNIL;
     if (has_every && has_cron) return fail(v, "give 'every' or 'cron', not both", NULL, NULL);
     if (has_cron) {

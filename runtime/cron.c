@@ -1,7 +1,7 @@
 /*
-** runtime/cron.c - durations ("30s", "5m") and 5-field cron expressions, evaluated in UTC.
+** runtime/cron.c - 5-field cron expressions, evaluated in UTC.
 */
-#include "runtime/sched.h"
+#include "runtime/cron.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -9,26 +9,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-int rt_sched_parse_duration(const char *s, double *out) {
-  char *end;
-  if (!s) return -1;
-  while (isspace((unsigned char)*s)) s++;
-  double v = strtod(s, &end);
-  if (end == s || v != v) return -1;
-  while (isspace((unsigned char)*end)) end++;
-  double mult;
-  if (*end == 0 || strcmp(end, "s") == 0) mult = 1;
-  else if (strcmp(end, "ms") == 0) mult = 0.001;
-  else if (strcmp(end, "m") == 0) mult = 60;
-  else if (strcmp(end, "h") == 0) mult = 3600;
-  else if (strcmp(end, "d") == 0) mult = 86400;
-  else if (strcmp(end, "w") == 0) mult = 7 * 86400;
-  else return -1;
-  if (!(v > 0) || v * mult > 1e9) return -1;
-  *out = v * mult;
-  return 0;
-}
 
 static const char *const month_names[] = {"jan", "feb", "mar", "apr", "may", "jun",
                                           "jul", "aug", "sep", "oct", "nov", "dec"};

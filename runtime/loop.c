@@ -12,7 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
+#include <unistd.h>
 
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
@@ -26,37 +26,12 @@
 #include "runtime/store.h"
 #include "runtime/task.h"
 #include "runtime/vm.h"
+#include "runtime/ws.h"
 
-double rt_now(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (double)tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-uint64_t rt_ms(double seconds) {
-  double ms = seconds * 1000.0;
-  if (!(ms > 0)) return 0;                     /* NaN too */
-  return ms >= RT_MS_MAX ? (uint64_t)RT_MS_MAX : (uint64_t)ms;
-}
-
-rt_t *rt_from_lua(lua_State *L) {
-  void *ud = NULL;
-  lua_getallocf(L, &ud);
-  return ud;
-}
-
-int rt_ref(rt_t *rt, lua_State *L) {
-  rt->refs++;
-  return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-void rt_unref(rt_t *rt, lua_State *L, int ref) {
-  if (ref == LUA_NOREF || ref == LUA_REFNIL) return;
-  rt->refs--;
-  luaL_unref(L, LUA_REGISTRYINDEX, ref);
-}
+static void stop_handles(rt_t *rt);
 
 int rt_init(rt_t *rt, char *err, size_t errlen) {
+  rt->db_fd = -1;
   int rc = uv_loop_init(&rt->loop);
   if (rc < 0) {
     snprintf(err, errlen, "event loop: %s", uv_strerror(rc));
@@ -75,6 +50,7 @@ int rt_init(rt_t *rt, char *err, size_t errlen) {
   }
   uv_timer_init(&rt->loop, &rt->grace);
   rt->grace.data = rt;
+  rt->on_idle_stop = stop_handles;       /* task.c calls it when the last task ends while stopping */
   return 0;
 }
 
@@ -97,6 +73,7 @@ static void stop_handles(rt_t *rt) {
     rt_http_close(rt->http);   /* frees itself from its last close callback */
     rt->http = NULL;
   }
+  rt_ws_shutdown(rt);            /* every connection closed; lws's handles close in the next run */
   rt_tasks_close(rt);
 }
 
@@ -107,10 +84,6 @@ static void on_uv_grace(uv_timer_t *t) {
   rt_task_cancel_all(rt);
 }
 
-/* Called by task.c when the last live task has ended. */
-void rt_loop_tasks_idle(rt_t *rt) {
-  if (rt->stopping) stop_handles(rt);
-}
 
 void rt_stop(rt_t *rt, int exit_code) {
   if (rt->stopping) {                    /* second request: no more grace */
@@ -180,10 +153,15 @@ void rt_close(rt_t *rt) {
   rt_events_close(rt);                   /* its timer closes in the run below */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
+  rt_ws_free(rt);                        /* lws's context is gone now; connections Lua holds stay */
   rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */
   if (rt->store) {
     rt_store_close(rt->store);
     rt->store = NULL;
+  }
+  if (rt->db_fd >= 0) {                  /* the database lock: only now that SQLite closed the file */
+    close(rt->db_fd);
+    rt->db_fd = -1;
   }
   if (uv_loop_close(&rt->loop) == UV_EBUSY) {  /* a handle we did not expect: close it, don't leak */
     uv_walk(&rt->loop, on_uv_walk_close, NULL);

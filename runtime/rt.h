@@ -51,13 +51,14 @@ struct rt_s {
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
   struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
   void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
+  struct rt_ws_s *ws;          /* the WebSocket client (ws.c), created on first connect; NULL before */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;
-  void (*on_idle_stop)(rt_t *rt);  /* called when the last task ends while stopping (loop.c) */
+  void (*on_idle_stop)(rt_t *rt);  /* task.c calls it when the last task ends while stopping; loop.c sets it */
   uv_signal_t sig_int, sig_term;
   uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
   uv_timer_t grace;         /* shutdown grace period */
@@ -65,6 +66,9 @@ struct rt_s {
   double shutdown_grace;    /* seconds running tasks get to finish after SIGINT/SIGTERM */
   int alert_after_failures; /* consecutive failed runs of a script that raise a run_failing alert */
   char config_dir[4096];    /* directory relative paths in the config resolve against */
+  int db_fd;                /* a descriptor of the database file (the daemon lock, dblock.h, or a
+                               command's look at it), -1 = none; closed in rt_close after the store:
+                               closing it earlier would drop SQLite's POSIX locks of this process */
 };
 
 /* Stable upper-case error codes shown to Lua as the third `nil, msg, CODE` value. */
@@ -91,8 +95,7 @@ int rt_run(rt_t *rt);
 /// After it returns `rt` holds no resources. Safe after a failed rt_init.
 void rt_close(rt_t *rt);
 
-/// Called by task.c when the last live task has ended (shutdown continues from there).
-void rt_loop_tasks_idle(rt_t *rt);
+/* ---- leaf helpers (rt.c): they call nothing else of the runtime ---- */
 
 /// The runtime context of any Lua thread of rt->L.
 rt_t *rt_from_lua(lua_State *L);
@@ -103,6 +106,10 @@ void rt_unref(rt_t *rt, lua_State *L, int ref);
 
 /// Wall-clock time in UTC epoch seconds with a fraction.
 double rt_now(void);
+/// Seconds from an arbitrary start that never go back (the loop's high-resolution clock).
+double rt_monotonic(void);
+/// The stable upper-case name of an errno value ("ENOENT", "EACCES"...), for `nil, msg, CODE`.
+const char *rt_errno_name(int err);
 
 /// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
 /// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.

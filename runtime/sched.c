@@ -8,6 +8,8 @@
 */
 #include "runtime/sched.h"
 
+#include "runtime/cron.h"
+
 #include <lauxlib.h>
 #include <math.h>
 #include <stdlib.h>

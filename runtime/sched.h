@@ -9,24 +9,6 @@
 
 #include "runtime/rt.h"
 
-/* A parsed 5-field cron expression (minute hour day-of-month month day-of-week), UTC. */
-typedef struct {
-  uint64_t minute;          /* bit n set = minute n allowed */
-  uint32_t hour, dom, month, dow;
-  int dom_star, dow_star;   /* a field that was "*" (for the classic dom/dow OR rule) */
-} rt_cron_t;
-
-/// Parse a duration: "250ms", "30s", "5m", "1h", "1d", "2w" or a plain number of seconds.
-/// Returns 0 and seconds in *out, or -1 for anything else (including zero or negative).
-int rt_sched_parse_duration(const char *s, double *out);
-
-/// Parse a cron expression ("*/5 * * * *", ranges a-b, steps, lists; names jan..dec, sun..sat;
-/// @hourly, @daily, @weekly, @monthly). Returns 0, or -1 with a message in err.
-int rt_cron_parse(const char *expr, rt_cron_t *c, char *err, size_t errlen);
-/// The first time strictly after `after` (epoch seconds) that matches c, in whole minutes; -1 when
-/// none exists within five years (e.g. "0 0 30 2 *").
-double rt_cron_next(const rt_cron_t *c, double after);
-
 /* The bounds of an interval that rt_sched_put accepts (the timer arithmetic stays exact within them).
 ** Scripts and the config are held to runtime.min_every (default 1 s) by rt.sched and the config. */
 #define RT_SCHED_EVERY_MIN 0.001

@@ -45,7 +45,7 @@ struct rt_store_s {
   "  WHERE NOT EXISTS (SELECT 1 FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
   "    AND timeframe = " w ".timeframe);"
 
-/* The runtime's own tables and the core market-data tables (design.md §7). Append, never edit:
+/* The runtime's own tables and the core market-data tables (docs/design.md, Store). Append, never edit:
 ** each string is one migration version. */
 static const char *const core_steps[] = {
   /* 1: market data */

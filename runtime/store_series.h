@@ -23,17 +23,10 @@
 #include <stdint.h>
 
 #include "runtime/store.h"
+#include "runtime/store_query.h"   /* rt_store_value_t: one value of a row handed to the writer */
 
 typedef struct rt_store_series_s rt_store_series_t;
 
-/// One value of a row handed to the writer. Text is not copied: it must live until _put returns.
-typedef struct {
-  int type;            /* SQLITE_NULL, SQLITE_INTEGER, SQLITE_FLOAT or SQLITE_TEXT */
-  int64_t i;
-  double d;
-  const char *s;
-  size_t n;
-} rt_store_value_t;
 
 /// Set up the layout on an open, migrated store: register rt_checksum(), finish an old table that
 /// is already empty, install the views. NULL + err on failure. Freed by _close.

@@ -204,7 +204,11 @@ static void task_finish(rt_task_t *t, rt_task_status_t status) {
   }
   t->refcount--;                               /* the runtime's reference (ours still holds t) */
   rt_task_unref(t);                            /* ours, taken above */
-  if (rt->tasks.live == 0) rt_loop_tasks_idle(rt);
+  if (rt->tasks.live == 0 && rt->stopping && rt->on_idle_stop) rt->on_idle_stop(rt);
+}
+
+void rt_task_restart_slice(rt_task_t *t) {
+  if (t && !t->interrupted) t->resumed_ns = uv_hrtime();
 }
 
 /* ---- running -------------------------------------------------------------------------------- */

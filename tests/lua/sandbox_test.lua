@@ -1,5 +1,5 @@
 -- candled.sandbox and the CPU limits (rt.vm): what a script's environment holds, read-only globals,
--- the load budget and the task slice (style.md 3.9).
+-- the load budget and the task slice (docs/design.md, Sandbox).
 local T = require "testlib"
 local sandbox = require "candled.sandbox"
 local task = require "rt.task"

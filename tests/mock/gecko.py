@@ -4,7 +4,7 @@ mock_http.py routes every request whose path starts with /api/v2/ here, after it
 log, rate limiter and fault injection (so `_status=429`, POST /_mock/faults rules, the strict
 limiter etc. work on these routes exactly as on the klines routes). Data: FIXTURES/geckoterminal/
 (dexes_solana_page*.json, pools.json; see fixtures/geckoterminal/README.md). Only the network
-"solana" exists. Facts mirrored: shared/docs/geckoterminal.md section 9.
+"solana" exists. Facts mirrored: the public API v2 as it answers (limits, errors and headers below).
 
 Routes (GET/HEAD; other methods 405). Bodies are JSON:API, Content-Type application/json;
 charset=utf-8, with Cloudflare-like headers (Cache-Control max-age=30,public,must-revalidate,

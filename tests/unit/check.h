@@ -1,5 +1,5 @@
 /*
-** tests/unit/check.h - the tiny assert macros of the C unit tests (style.md §3.11).
+** tests/unit/check.h - the tiny assert macros of the C unit tests (docs/conventions.md, Tests).
 **
 ** A failed check prints `file:line: check failed: ...` and the test goes on; CHECK_DONE() prints
 ** `N passed, N failed` and is the exit code of main (1 on any failure). RUN(fn) names each test.

@@ -7,7 +7,7 @@
 #include <math.h>
 
 #include "runtime/budget.h"
-#include "tests/unit/check.h"
+#include "check.h"
 
 static void test_sliding_admits_up_to_capacity(void) {
   rt_window_t w;

@@ -9,7 +9,7 @@
 
 #include "runtime/budget_shared.h"
 #include "runtime/budget_window.h"
-#include "tests/unit/check.h"
+#include "check.h"
 
 static char dir[] = "/tmp/candled-shm-XXXXXX";
 static char db[256];

@@ -4,6 +4,8 @@
 ** (rt_task_check_can_park / rt_task_on_cancel / rt_task_park) through a tiny C `park(seconds)`.
 ** The wall clock can be shifted (gettimeofday below) to test ticks near a minute boundary.
 */
+#include "runtime/cron.h"
+#include "runtime/duration.h"
 #include "runtime/sched.h"
 
 #include <lauxlib.h>
@@ -55,18 +57,18 @@ static void test_parse_duration(void) {
   };
   for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
     double d = -1;
-    if (!CHECK_EQ_INT(rt_sched_parse_duration(good[i].s, &d), 0)) fprintf(stderr, "  for \"%s\"\n", good[i].s);
+    if (!CHECK_EQ_INT(rt_duration_parse(good[i].s, &d), 0)) fprintf(stderr, "  for \"%s\"\n", good[i].s);
     CHECK_NEAR(d, good[i].want, 1e-9);
   }
   static const char *const bad[] = {"", "0", "-1s", "5x", "m", "NaN", "nan", "inf", "0s", "-5",
                                     "5 mins", "ms", "1e30"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     double d = 12345;
-    if (!CHECK_EQ_INT(rt_sched_parse_duration(bad[i], &d), -1)) fprintf(stderr, "  for \"%s\"\n", bad[i]);
+    if (!CHECK_EQ_INT(rt_duration_parse(bad[i], &d), -1)) fprintf(stderr, "  for \"%s\"\n", bad[i]);
     CHECK_NEAR(d, 12345, 0);                           /* untouched on failure */
   }
   double d;
-  CHECK_EQ_INT(rt_sched_parse_duration(NULL, &d), -1);
+  CHECK_EQ_INT(rt_duration_parse(NULL, &d), -1);
 }
 
 /* ---- cron ----------------------------------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /*
-** runtime/repl_client.c - `candled repl` and `candled reload`: blocking clients of the daemon's REPL
+** app/repl_client.c - `candled repl` and `candled reload`: blocking clients of the daemon's REPL
 ** socket. No event loop: one connection, one input at a time, written then read until its end
 ** frame ('R', 'X' or 'M'; 'O' frames before it are printed as they come).
 **
@@ -8,7 +8,7 @@
 ** pointer for its callbacks and signals carry none either, so the connection used by completion and
 ** the Ctrl-C flag are file statics, set only while readline() / a reply wait is in progress.
 */
-#include "runtime/repl_client.h"
+#include "app/repl_client.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /*
-** runtime/repl_client.h - `candled repl` and `candled reload`: plain blocking clients of the
+** app/repl_client.h - `candled repl` and `candled reload`: plain blocking clients of the
 ** daemon's REPL socket (protocol: repl_proto.h). Built into the executable only (libedit).
 */
 #ifndef RT_REPL_CLIENT_H

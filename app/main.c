@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,12 +31,13 @@
 #include "runtime/budget.h"
 #include "runtime/checkpoint.h"
 #include "runtime/config.h"
+#include "runtime/dblock.h"
 #include "runtime/http.h"
 #include "runtime/http_server.h"
 #include "runtime/log.h"
 #include "runtime/migrate.h"
 #include "runtime/repl.h"
-#include "runtime/repl_client.h"
+#include "app/repl_client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/sd_notify.h"
@@ -54,7 +54,9 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events}, {NULL, NULL}};
+  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
+  {"rt.replay", luaopen_rt_replay},
+  {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
@@ -112,6 +114,14 @@ static const char *const help_text[][2] = {
   {"restore", "usage: candled restore [--config FILE] BACKUP\n"
               "Replace the database with BACKUP after checking it (integrity_check). Refuses while a\n"
               "daemon holds the database. The replaced file is kept as <database>.replaced-<time>.\n"},
+  {"replay", "usage: candled replay [--config FILE] --strategy NAME --from DATE --to DATE [--instruments A,B]\n"
+             "                      [--timeframes 1m,..] [--source S] [--fees BPS] [--slippage BPS]\n"
+             "                      [--capital N] [--out DIR]\n"
+             "Feed the stored bars of the range (DATE: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or epoch seconds;\n"
+             "a --to day is included whole) through strategies/NAME.lua in time order, after its warm-up\n"
+             "bars, with a simulated clock. Signals trade at the next bar's open with fees and slippage.\n"
+             "Prints the report and writes report.json, report.csv, signals.csv, trades.csv, equity.csv\n"
+             "and equity.svg (equity curve and drawdown) into DIR (default replay-NAME).\n"},
   {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
   {NULL, NULL}};
 
@@ -128,6 +138,7 @@ static void usage_overview(FILE *out) {
         "  status   daemon, scripts, budgets, alerts and freshness on one screen\n"
         "  backup   take a verified backup now;  backups  list them\n"
         "  check    full integrity check per table;  restore  replace the database with a backup\n"
+        "  replay   a strategy over stored bars: signals, simulated PnL, report and chart\n"
         "  help     show help for a command\n"
         "  --version\n\n"
         "Run 'candled help <command>' for details.\n", out);
@@ -185,6 +196,7 @@ static void config_dir_of(const char *config_path, int have_file, char *dir, siz
 }
 
 static int recover_at_start(const char *db, const char *backup_dir, char *note, size_t n);
+static int daemon_lock(rt_t *rt, const char *db);
 
 /*
 ** Everything both commands need: loop, Lua, config, logger, HTTP engine, database.
@@ -266,11 +278,17 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
     return 1;
   }
   char recovered[8192] = "";
-  if (recover) {
+  if (recover) {                               /* `candled run`: the lock first, held until rt_close */
+    if (daemon_lock(rt, db) < 0) return 1;
     rt_config_get(L, -3, "backup.dir");
     int bad = recover_at_start(db, lua_tostring(L, -1), recovered, sizeof recovered);
     lua_pop(L, 1);
     if (bad) return 1;
+    if (recovered[0]) {                        /* a new file took the path: lock that one */
+      close(rt->db_fd);                        /* no SQLite connection is open yet */
+      rt->db_fd = -1;
+      if (daemon_lock(rt, db) < 0) return 1;
+    }
   }
   rt->store = rt_store_open(db, busy, err, sizeof err);
   lua_pop(L, 2);
@@ -302,44 +320,44 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
 /* ---- the daemon lock ------------------------------------------------------------------------ */
 
 /*
-** One daemon per database: `candled run` holds flock(LOCK_EX) on "<database>.lock" until it exits
-** (the kernel drops it when the process dies, kill -9 included). Returns the open descriptor that
-** holds the lock, -1 when another process holds it, -2 when the file cannot be opened (errno).
+** One daemon per database: `candled run` holds the lock on the database file itself
+** (runtime/dblock.c: the resolved file, so no symlink, hard link or deleted lock file lets a second
+** daemon in) from before the start-up check until rt_close, after the store is closed. Sets
+** rt->db_fd; returns 0, or -1 after printing why.
 */
-static int daemon_lock_db(const char *db, char *path, size_t n) {
-  snprintf(path, n, "%s.lock", db);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return -2;
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-    close(fd);
+static int daemon_lock(rt_t *rt, const char *db) {
+  char real[PATH_MAX];
+  int fd = rt_dblock_take(db, 1, real, sizeof real);
+  if (fd == -1) {
+    fprintf(stderr, "candled: another daemon is running on %s%s%s%s: one daemon per database (stop it,"
+            " or give this one another database.path)\n", real, strcmp(real, db) ? " (database.path " : "",
+            strcmp(real, db) ? db : "", strcmp(real, db) ? ")" : "");
     return -1;
   }
-  return fd;
+  if (fd < 0) {
+    fprintf(stderr, "candled: database.path %s: cannot open it to take the daemon lock: %s\n", db, strerror(errno));
+    return -1;
+  }
+  rt->db_fd = fd;
+  return 0;
 }
-
-static int daemon_lock(rt_t *rt, char *path, size_t n) { return daemon_lock_db(rt_store_path(rt->store), path, n); }
 
 /* ---- the start-up check (issue 14) ---------------------------------------------------------- */
 
 /*
 ** Before the daemon opens the database: quick_check it. A database that fails (or is not one) is
-** never opened and written over: under the daemon lock it is moved aside and the newest backup
+** never opened and written over: under the daemon lock (taken by the caller) it is moved aside and the newest backup
 ** under backup.dir that passes integrity_check takes its place; the collectors' cursors then
 ** fetch again whatever the backup lacks. `note` receives what happened, for the alert raised once
 ** the store is open ("" when the database was fine). Returns 0, or -1 after printing why.
 */
 static int recover_at_start(const char *db, const char *backup_dir, char *note, size_t n) {
-  char problem[512], lock[PATH_MAX], aside[PATH_MAX], err[1024];
+  char problem[512], aside[PATH_MAX], err[1024];
   struct stat st;
   note[0] = 0;
   if (stat(db, &st) < 0) return 0;               /* a new database */
+  if (st.st_size == 0) return 0;                 /* new: created empty by the daemon lock */
   if (rt_store_quick_check(db, problem, sizeof problem) == 1) return 0;
-  int fd = daemon_lock_db(db, lock, sizeof lock);
-  if (fd < 0) {
-    fprintf(stderr, "candled: database %s failed its check (%s) and %s\n", db, problem,
-            fd == -1 ? "another daemon holds it" : "its lock file cannot be opened");
-    return -1;
-  }
   char **list = rt_backup_list(backup_dir);
   int done = -1;
   for (char **p = list; p && *p && done < 0; p++) {
@@ -351,7 +369,6 @@ static int recover_at_start(const char *db, const char *backup_dir, char *note, 
       fprintf(stderr, "candled: backup %s not used: %s\n", *p, err);
   }
   rt_backup_list_free(list);
-  close(fd);
   if (done < 0) {
     fprintf(stderr, "candled: database %s failed its check (%s) and no verified backup is in %s: it is left"
             " as it is ('candled check' reports the damage)\n", db, problem, backup_dir);
@@ -403,9 +420,8 @@ static void on_command_done(rt_task_t *t, void *ud) {
 
 static int cmd_script(rt_t *rt, const char *command, int argc, char **argv) {
   lua_State *L = rt->L;
-  char lock[PATH_MAX];
-  int fd = daemon_lock(rt, lock, sizeof lock), daemon = fd == -1;
-  if (fd >= 0) close(fd);                      /* only asking: the command does not hold it */
+  /* only asking whether a daemon runs; the descriptor stays open until rt_close (see rt.h) */
+  int daemon = rt_dblock_held(rt_store_path(rt->store), &rt->db_fd) == 1;
   if (rt_sched_init(rt) < 0) {                 /* scripts may trigger schedules: none exist here */
     fprintf(stderr, "candled: cannot start the scheduler\n");
     return 1;
@@ -544,17 +560,7 @@ static int run_daemon(rt_t *rt) {
 }
 
 static int cmd_run(rt_t *rt) {
-  char lock[PATH_MAX];
-  int fd = daemon_lock(rt, lock, sizeof lock);
-  if (fd < 0) {
-    if (fd == -1) fprintf(stderr, "candled: another daemon is running on %s (%s is locked)\n",
-                          rt_store_path(rt->store), lock);
-    else fprintf(stderr, "candled: %s: %s\n", lock, strerror(errno));
-    return 1;
-  }
-  int code = run_daemon(rt);
-  close(fd);                                   /* releases the lock */
-  return code;
+  return run_daemon(rt);                       /* under the lock setup() took; rt_close releases it */
 }
 
 /* ---- repl / reload: clients of a running daemon ------------------------------------------- */
@@ -623,7 +629,7 @@ static int cmd_check(const char *config_path, int explicit_config, int argc, cha
 }
 
 static int cmd_restore(const char *config_path, int explicit_config, int argc, char **argv) {
-  char db[PATH_MAX], lock[PATH_MAX], aside[PATH_MAX], err[1024];
+  char db[PATH_MAX], real[PATH_MAX], aside[PATH_MAX], err[1024];
   if (argc < 1) return usage_error("restore needs a BACKUP file", NULL);
   if (argc > 1) return usage_error("unexpected argument", argv[1]);
   if (config_key_path(config_path, explicit_config, "database.path", db, sizeof db) != 0) return 1;
@@ -631,14 +637,19 @@ static int cmd_restore(const char *config_path, int explicit_config, int argc, c
     fprintf(stderr, "candled: database.path %s: cannot create its directory: %s\n", db, strerror(errno));
     return 1;
   }
-  int fd = daemon_lock_db(db, lock, sizeof lock);   /* held while the files move: no daemon starts */
-  if (fd < 0) {
-    if (fd == -1) fprintf(stderr, "candled: restore: a daemon holds %s (%s is locked): stop it first\n", db, lock);
-    else fprintf(stderr, "candled: restore: %s: %s\n", lock, strerror(errno));
+  /* the daemon lock, held while the files move: no daemon starts meanwhile (no database yet: none runs) */
+  int fd = rt_dblock_take(db, 0, real, sizeof real);
+  if (fd == -1) {
+    fprintf(stderr, "candled: restore: a daemon is running on %s: stop it first\n", real);
     return 1;
   }
-  int rc = rt_store_replace(db, argv[0], "replaced", aside, sizeof aside, err, sizeof err);
-  close(fd);
+  if (fd < 0 && errno != ENOENT) {
+    fprintf(stderr, "candled: restore: %s: %s\n", db, strerror(errno));
+    return 1;
+  }
+  /* the resolved file is replaced (a symlinked database.path stays a symlink) */
+  int rc = rt_store_replace(real, argv[0], "replaced", aside, sizeof aside, err, sizeof err);
+  if (fd >= 0) close(fd);                        /* no SQLite connection of ours has the file open */
   if (rc < 0) {
     fprintf(stderr, "candled: restore: %s\n", err);
     return 1;
@@ -673,7 +684,8 @@ int main(int argc, char **argv) {
     return usage_error("no such command", argv[2]);
   }
   int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "export") == 0 ||
-                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0 || strcmp(cmd, "status") == 0;
+                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0 || strcmp(cmd, "status") == 0 ||
+                 strcmp(cmd, "replay") == 0;
   int offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0;
   int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client && !offline)
