@@ -62,8 +62,7 @@ def main():
         start = subprocess.check_output(["date", "-u", "-d", "@%d" % (START_MS // 1000), "+%Y-%m-%dT%H:%M:%SZ"],
                                         text=True).strip()
         env = dict(os.environ, MOCK_URL=url, CANDLED_LOG__LEVEL="warn", BENCH_START=start,
-                   KLINES_SCRIPT=os.path.join(SOURCE, "scripts", "binance", "spot.lua"),
-                           CANDLED_PATHS__SCRIPTS=os.path.join(SOURCE, "scripts"))
+                   KLINES_SCRIPT=os.path.join(HERE, "klines_plain.lua"))
         res = {(b, p): [] for b in ("old", "new") for p in ("klines", "gecko")}
         for r in range(a.repeat):
             order = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]
