@@ -91,6 +91,18 @@ static const rt_cfield_t script_fields[] = {
   {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
   END};
 static const rt_cfield_t script_elem = {"*", RT_CT_TABLE, script_fields, NULL, NULL, 1, NULL, 0, 0};
+/* strategies.<name>: a strategy module run live (runtime/lua/strategy.lua checks the module at
+** start and on a reload); keys other than these are the strategy's own options (ctx.config). */
+static const rt_cfield_t strategy_list_elem = {"*", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0};
+static const rt_cfield_t strategy_fields[] = {
+  {"enabled", RT_CT_BOOLEAN, NULL, NULL, "true", 0, NULL, 0, 0},
+  {"source", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
+  {"instruments", RT_CT_LIST, NULL, &strategy_list_elem, NULL, 0, NULL, 0, 0},
+  {"timeframes", RT_CT_LIST, NULL, &strategy_list_elem, NULL, 0, NULL, 0, 0},
+  {"warmup", RT_CT_INTEGER, NULL, NULL, NULL, 0, NULL, 0, 1e6},
+  {"queue", RT_CT_INTEGER, NULL, NULL, "65536", 0, NULL, 1, 1e6},
+  END};
+static const rt_cfield_t strategy_elem = {"*", RT_CT_TABLE, strategy_fields, NULL, NULL, 1, NULL, 0, 0};
 static const rt_cfield_t schedule_fields[] = {
   {"every", RT_CT_DURATION, NULL, NULL, NULL, 0, NULL, RT_SCHED_EVERY_MIN, RT_SCHED_EVERY_MAX},
   {"cron", RT_CT_STRING, NULL, NULL, NULL, 0, NULL, 0, 0},
@@ -158,6 +170,7 @@ static const rt_cfield_t root_fields[] = {
   {"sources", RT_CT_MAP, NULL, &source_elem, NULL, 0, NULL, 0, 0},
   {"scripts", RT_CT_MAP, NULL, &script_elem, NULL, 0, NULL, 0, 0},
   {"schedules", RT_CT_MAP, NULL, &schedule_elem, NULL, 0, NULL, 0, 0},
+  {"strategies", RT_CT_MAP, NULL, &strategy_elem, NULL, 0, NULL, 0, 0},
   {"budgets", RT_CT_MAP, NULL, &budget_elem, NULL, 0, NULL, 0, 0},
   {"export", RT_CT_TABLE, export_fields, NULL, NULL, 0, NULL, 0, 0},
   END};
