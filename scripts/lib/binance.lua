@@ -495,7 +495,8 @@ function B.collect(o, ctx)
   end
   -- series `candled backfill` handed to the daemon: their own depth
   for _, r in ipairs(db.query(INCOMPLETE, o.source)) do
-    if B.STEP[r.timeframe] then add(r.instrument, r.timeframe, (now - r.target) / 86400) end
+    -- (days that give back exactly `target` from the sync's now, clock_skew off)
+    if B.STEP[r.timeframe] then add(r.instrument, r.timeframe, (now - o.clock_skew - r.target - 0.5) / 86400) end
   end
   if daily then                                -- with the symbols: a full gap search of every series
     for _, w in ipairs(work) do
@@ -655,7 +656,7 @@ local function backfill_command(market)
     end
     for _, tf in ipairs(list) do
       local step = B.STEP[tf]
-      local target = kit.target(days == "listing" and 36500 or days, step, now)
+      local target = kit.target(days == "listing" and 36500 or days, step, now - o.clock_skew)
       local before = db.first("SELECT count(*) AS n FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?",
                               m.source, symbol, tf).n
       local ok, err, code
