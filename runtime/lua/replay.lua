@@ -213,9 +213,10 @@ local function simulate(o, name, mod, spec, series, out)
     if s.step < min_step then min_step = s.step end
   end
 
-  local prefix, reasons = {}, {}               -- per series: "source,instrument,timeframe" escaped
+  local prefix, tprefix, reasons = {}, {}, {}               -- per series: "source,instrument,timeframe" escaped
   for k, se in ipairs(series) do
     prefix[k] = csv_field(se.source) .. "," .. csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
+    tprefix[k] = csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
   end
   local ctx
   ctx = strategy.context(name, spec, {}, "replay", function(sig)
@@ -243,8 +244,8 @@ local function simulate(o, name, mod, spec, series, out)
     if math.abs(e.units) < 1e-12 then
       ntrades = ntrades + 1
       if e.pnl > 0 then wins = wins + 1 end
-      trade_csv.row(s.instrument, s.timeframe, side, e.ts, e.price, ts, price, e.size, e.pnl,
-                    e.pnl / math.abs(e.size * e.price))
+      trade_csv.line(("%s,%s,%d,%.10g,%d,%.10g,%.10g,%.10g,%.10g"):format(tprefix[k], side, e.ts, e.price, ts, price,
+                                                                         e.size, e.pnl, e.pnl / math.abs(e.size * e.price)))
       entry[k] = nil
     end
   end
