@@ -43,6 +43,17 @@ return {
 }
 """
 
+SLOW = """
+return {
+  consumes = { source = "binance_spot", instruments = { "BTCUSDT" }, timeframes = { "1m" } },
+  on_bar = function(ctx, bar)
+    local t = os.clock()
+    while os.clock() - t < 0.002 do end                -- 2 ms a bar: slower than collection
+    ctx.state.n = (ctx.state.n or 0) + 1
+  end,
+}
+"""
+
 BROKEN = """
 return {
   consumes = { source = "binance_spot", instruments = { "BTCUSDT" }, timeframes = { "1m" } },
@@ -236,13 +247,14 @@ class Strategies(harness.Case):
     def test_live_signals_equal_replay_bar_for_bar_and_a_failing_strategy_does_not_touch_collection(self):
         shutil.copy(os.path.join(harness.ARGS.source, "strategies", "sma_cross.lua"), self.sdir)
         self.strategy("broken", BROKEN)
+        self.strategy("slow", SLOW)
         cfg = self.base_config(
             sources={"binance_spot": {"base_url": self.mock.url, "symbols": ["BTCUSDT"], "intervals": ["1m"],
                                       "start": "2021-10-22T23:03:00Z"}},
             schedules={"binance.klines": {"every": "1s"}},
             budgets={"binance_spot": {"windows": [{"per": "1m", "limit": 6000}], "retries": 2,
                                       "backoff": {"base": 0.05, "cap": 0.2}}},
-            strategies={"sma_cross": {"fast": 5, "slow": 20, "warmup": 0}, "broken": {}})
+            strategies={"sma_cross": {"fast": 5, "slow": 20, "warmup": 0}, "broken": {}, "slow": {"queue": 16}})
         script = os.path.join(harness.ARGS.source, "scripts", "binance", "klines.lua")
         lib = os.path.join(harness.ARGS.source, "scripts", "lib", "indicators.lua")
         path = self.write_config(cfg, scripts={"binance/klines.lua": script, "lib/indicators.lua": lib})
@@ -256,6 +268,12 @@ class Strategies(harness.Case):
         self.assertIn("strategy live", err)
         alerts = self.query("SELECT subject FROM alerts WHERE kind = 'strategy_failed' AND resolved IS NULL")
         self.assertEqual(alerts, [("broken",)])
+        # The slow strategy's queue of 16 overflowed (a page of 1,000 bars commits at once): the
+        # drops were counted and alerted, the strategy told, collection never waited for it.
+        over = self.query("SELECT subject, message FROM alerts WHERE kind = 'events_overflow'")
+        self.assertEqual([o[0] for o in over], ["strategy:slow"], over)
+        self.assertIn("event(s) dropped (queue of 16)", over[0][1])
+        self.assertIn("strategy missed bars", err)
         live = self.query("SELECT ts, side, size, price FROM signals WHERE strategy = 'sma_cross' ORDER BY ts")
         self.assertGreater(len(live), 20)
         r = self.candled("replay", "--config", path, "--strategy", "sma_cross", "--from", "2021-10-22",
