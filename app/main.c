@@ -55,7 +55,8 @@ static const rt_vm_module_t modules[] = {
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
   {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
-  {"rt.replay", luaopen_rt_replay}, {NULL, NULL}};
+  {"rt.replay", luaopen_rt_replay},
+  {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"

@@ -51,6 +51,7 @@ struct rt_s {
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
   struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
   void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
+  struct rt_ws_s *ws;          /* the WebSocket client (ws.c), created on first connect; NULL before */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
