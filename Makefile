@@ -2,7 +2,8 @@
 #   make run    build and start collecting with ./config.lua into SQLite (data/candled.db)
 #   make test   build and run the whole test suite: once plainly, once under ASan + UBSan
 DEPS := build-essential cmake pkg-config python3 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
-        libsqlite3-dev lua-cjson-dev libedit-dev libh2o-dev libssl-dev chromium
+        libsqlite3-dev lua-cjson-dev libedit-dev libh2o-dev libssl-dev chromium \
+        libwebsockets-dev libwebsockets-evlib-uv
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 JOBS ?= 2
@@ -52,6 +53,7 @@ bench: deps
 	python3 tests/bench/run_backup.py --candled build-rel/candled
 	python3 tests/bench/run_sources.py --candled build-rel/candled
 	python3 tests/bench/run_qlib.py --candled build-rel/candled --baseline build-rel/tests/bench/qlib_baseline
+	python3 tests/bench/run_binance.py --candled build-rel/candled
 
 clean:
 	rm -rf build build-asan build-rel build-old

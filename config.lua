@@ -14,11 +14,28 @@ return {
     connect_timeout = 10,
   },
   sources = {
+    -- Binance (scripts/binance/, scripts/lib/binance.lua): symbols from exchangeInfo daily, klines
+    -- every minute up to the last closed bar with history and gap repair, long/short ratios of the
+    -- futures every 5 minutes. Each market has its own budget, from its exchangeInfo rateLimits
+    -- (REQUEST_WEIGHT per minute) unless budgets.binance_<market> below says otherwise.
     binance_spot = {
       base_url = "https://data-api.binance.vision",   -- market-data-only mirror of api.binance.com
+      symbols = { "BTCUSDT", "ETHUSDT" },   -- and/or quote_assets = { "USDT" } for every USDT pair
+      intervals = { "1m", "30m", "1d" },
+      history_days = 30,               -- or "listing"
+    },
+    binance_usdm = {
+      base_url = "https://fapi.binance.com",
       symbols = { "BTCUSDT", "ETHUSDT" },
-      intervals = { "1m" },
-      history_days = 1,                -- how far back an empty database starts
+      intervals = { "30m", "1d" },
+      history_days = 365,
+      ratio_period = "5m",             -- top-trader and global long/short ratios, 30 days kept
+    },
+    binance_coinm = {
+      base_url = "https://dapi.binance.com",
+      symbols = { "BTCUSD_PERP" },
+      intervals = { "30m", "1d" },
+      history_days = 365,
     },
     -- GeckoTerminal (Solana DEX pools): scripts/geckoterminal/. DEXes daily, the top pools of each
     -- configured DEX hourly; OHLCV, history and trades for the pools of the watchlist file
@@ -75,17 +92,12 @@ return {
       },
     },
   },
-  -- Request budgets, shared by every script that names them. Binance counts request weight per
-  -- IP: 6000 per minute on spot, reported back in X-MBX-USED-WEIGHT-1M.
+  -- Request budgets, shared by every script that names them. The Binance markets' budgets come
+  -- from their exchangeInfo (spot 6000 weight a minute, futures 2400), corrected by the server's
+  -- X-MBX-USED-WEIGHT-1M; declare budgets.binance_spot (_usdm, _coinm) here to set your own, e.g.
+  --   binance_spot = { windows = { { per = "1m", limit = 3000 } }, reserve = 0.1,
+  --                    used_weight_header = "x-mbx-used-weight-1m" },
   budgets = {
-    binance_spot = {
-      windows = { { per = "1m", limit = 6000 } },
-      reserve = 0.1,                   -- leave 10% of every window unused
-      used_weight_header = "x-mbx-used-weight-1m",
-      backoff = { base = 1, cap = 300 },          -- seconds, full jitter
-      breaker = { failures = 5, cooldown = "1m" },
-      ban = { after_429s = 3, duration = "10m" },
-    },
     -- GeckoTerminal's keyless API: 30 calls a minute per IP. The daily cap is ours, to leave
     -- room for other tools on the same IP; raise or drop it as you see fit.
     geckoterminal = {

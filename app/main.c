@@ -54,7 +54,9 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events}, {NULL, NULL}};
+  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
+  {"rt.replay", luaopen_rt_replay},
+  {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 
 static const char *const help_text[][2] = {
   {"run", "usage: candled run [--config FILE]\n"
@@ -71,7 +73,9 @@ static const char *const help_text[][2] = {
                "end. Resumes where an interrupted backfill stopped. While a daemon runs on the same\n"
                "database, the daemon does the work (on its budget) and this follows its progress.\n"
                "The source's script does the work\n"
-               "(GeckoTerminal: --pool solana_<address>, timeframes 1m 5m 15m 1h 4h 12h 1d).\n"},
+               "(GeckoTerminal: --pool solana_<address>, timeframes 1m 5m 15m 1h 4h 12h 1d;\n"
+               "Binance: --source binance_spot|binance_usdm|binance_coinm --symbol SYMBOL\n"
+               "[--timeframe 1m[,1h...]], timeframes 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d, 1s on spot).\n"},
   {"watchlist", "usage: candled watchlist [--config FILE] list\n"
                 "       candled watchlist [--config FILE] add ADDRESS [--symbol S] [--name N] [--dex D]\n"
                 "                                         [--network-address MINT] [--chain C]\n"
@@ -112,6 +116,14 @@ static const char *const help_text[][2] = {
   {"restore", "usage: candled restore [--config FILE] BACKUP\n"
               "Replace the database with BACKUP after checking it (integrity_check). Refuses while a\n"
               "daemon holds the database. The replaced file is kept as <database>.replaced-<time>.\n"},
+  {"replay", "usage: candled replay [--config FILE] --strategy NAME --from DATE --to DATE [--instruments A,B]\n"
+             "                      [--timeframes 1m,..] [--source S] [--fees BPS] [--slippage BPS]\n"
+             "                      [--capital N] [--out DIR]\n"
+             "Feed the stored bars of the range (DATE: YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] or epoch seconds;\n"
+             "a --to day is included whole) through strategies/NAME.lua in time order, after its warm-up\n"
+             "bars, with a simulated clock. Signals trade at the next bar's open with fees and slippage.\n"
+             "Prints the report and writes report.json, report.csv, signals.csv, trades.csv, equity.csv\n"
+             "and equity.svg (equity curve and drawdown) into DIR (default replay-NAME).\n"},
   {"help", "usage: candled help [COMMAND]\nShow help for a command.\n"},
   {NULL, NULL}};
 
@@ -128,6 +140,7 @@ static void usage_overview(FILE *out) {
         "  status   daemon, scripts, budgets, alerts and freshness on one screen\n"
         "  backup   take a verified backup now;  backups  list them\n"
         "  check    full integrity check per table;  restore  replace the database with a backup\n"
+        "  replay   a strategy over stored bars: signals, simulated PnL, report and chart\n"
         "  help     show help for a command\n"
         "  --version\n\n"
         "Run 'candled help <command>' for details.\n", out);
@@ -673,7 +686,8 @@ int main(int argc, char **argv) {
     return usage_error("no such command", argv[2]);
   }
   int scripted = strcmp(cmd, "backfill") == 0 || strcmp(cmd, "watchlist") == 0 || strcmp(cmd, "export") == 0 ||
-                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0 || strcmp(cmd, "status") == 0;
+                 strcmp(cmd, "backup") == 0 || strcmp(cmd, "backups") == 0 || strcmp(cmd, "status") == 0 ||
+                 strcmp(cmd, "replay") == 0;
   int offline = strcmp(cmd, "check") == 0 || strcmp(cmd, "restore") == 0;
   int client = strcmp(cmd, "repl") == 0 || strcmp(cmd, "reload") == 0;
   if (strcmp(cmd, "run") != 0 && strcmp(cmd, "eval") != 0 && !scripted && !client && !offline)

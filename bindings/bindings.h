@@ -28,6 +28,8 @@ int luaopen_rt_sched(lua_State *L);
 int luaopen_rt_budget(lua_State *L);
 int luaopen_rt_alert(lua_State *L);
 int luaopen_rt_events(lua_State *L);
+int luaopen_rt_ws(lua_State *L);
+int luaopen_rt_replay(lua_State *L);   /* private: candled replay (runtime/lua/replay.lua) */
 int luaopen_rt_vm(lua_State *L);      /* private to the runtime's embedded Lua */
 int luaopen_rt_watch(lua_State *L);   /* private to the runtime's embedded Lua */
 int luaopen_rt_repl(lua_State *L);    /* private: the REPL's link to runtime/repl.c */

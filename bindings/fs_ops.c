@@ -41,7 +41,7 @@
 int rtl_fs_push_errno(lua_State *L, const char *op, const char *path, int err) {
   lua_pushnil(L);
   lua_pushfstring(L, "%s %s: %s", op, path, strerror(err));
-  lua_pushstring(L, uv_err_name(uv_translate_sys_error(err)));
+  lua_pushstring(L, rt_errno_name(err));
   return 3;
 }
 

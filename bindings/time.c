@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "runtime/duration.h"
+#include "runtime/timer.h"
 
 static int rtl_time_now(lua_State *L) {
   lua_pushnumber(L, rt_now());
@@ -25,44 +26,23 @@ static int rtl_time_now(lua_State *L) {
 }
 
 static int rtl_time_monotonic(lua_State *L) {
-  lua_pushnumber(L, (double)uv_hrtime() / 1e9);
+  lua_pushnumber(L, rt_monotonic());
   return 1;
 }
 
-/* A sleeping task's timer: freed in its close callback. */
-typedef struct {
-  uv_timer_t timer;
-  rt_task_t *task;
-} sleeper_t;
-
-static void on_uv_sleeper_closed(uv_handle_t *h) { free(h->data); }
-
 /* time.sleep(0) in a loop still gives the loop back at each step: see rt_task_resume. */
-static void on_uv_wake(uv_timer_t *tm) {
-  sleeper_t *s = tm->data;
-  rt_task_t *t = s->task;
-  uv_close((uv_handle_t *)tm, on_uv_sleeper_closed);
-  rt_task_resume(t, 0);
-}
+static void on_sleep_done(void *ud) { rt_task_resume(ud, 0); }
 
-static void cancel_sleep(void *ud) {
-  sleeper_t *s = ud;
-  uv_timer_stop(&s->timer);
-  uv_close((uv_handle_t *)&s->timer, on_uv_sleeper_closed);
-}
+static void cancel_sleep(void *ud) { rt_timer_cancel(ud); }
 
 /* time.sleep(seconds) */
 static int rtl_time_sleep(lua_State *L) {
   double secs = luaL_checknumber(L, 1);
   luaL_argcheck(L, secs >= 0 && secs < 1e9, 1, "seconds must be >= 0");
   rt_task_t *t = rt_task_check_can_park(L, "time.sleep");
-  sleeper_t *s = malloc(sizeof *s);
-  if (!s) return luaL_error(L, "time.sleep: out of memory");
-  uv_timer_init(&t->rt->loop, &s->timer);
-  s->timer.data = s;
-  s->task = t;
-  uv_timer_start(&s->timer, on_uv_wake, (uint64_t)llround(secs * 1000), 0);
-  rt_task_on_cancel(t, cancel_sleep, s);
+  rt_timer_t *tm = rt_timer_once(rt_from_lua(L), secs, on_sleep_done, t);
+  if (!tm) return luaL_error(L, "time.sleep: out of memory");
+  rt_task_on_cancel(t, cancel_sleep, tm);
   return rt_task_park(L, "time.sleep");
 }
 

@@ -54,7 +54,7 @@ static int rtl_vm_config_load(lua_State *L) {
   double slice = rt_vm_task_slice(L);
   rt_task_t *t = rt_from_lua(L)->tasks.current;
   int rc = rt_config_load_limited(L, path, 1, environ, slice > 0 ? slice : RT_CONFIG_TIME_LIMIT, err, sizeof err);
-  if (t && !t->interrupted) t->resumed_ns = uv_hrtime();
+  rt_task_restart_slice(t);
   if (rc < 0) return rtl_push_fail(L, err, "CONFIG");
   return 1;
 }

@@ -122,16 +122,16 @@ void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, 
     else snprintf(keys[n], sizeof keys[n], "%s", c);
     f[n].key = keys[n];
     switch (v->type) {
-    case SQLITE_INTEGER: f[n].type = RT_EV_INT, f[n].i = v->i; break;
-    case SQLITE_FLOAT: f[n].type = RT_EV_REAL, f[n].d = v->d; break;
-    case SQLITE_TEXT: f[n].type = RT_EV_TEXT, f[n].s = v->s, f[n].n = v->n; break;
+    case RT_STORE_INTEGER: f[n].type = RT_EV_INT, f[n].i = v->i; break;
+    case RT_STORE_FLOAT: f[n].type = RT_EV_REAL, f[n].d = v->d; break;
+    case RT_STORE_TEXT: f[n].type = RT_EV_TEXT, f[n].s = v->s, f[n].n = v->n; break;
     default: continue;                         /* NULL: the field is absent */
     }
     n++;
   }
   if (candle) {
-    if (!src || !inst || !tf || !ts || src->type != SQLITE_TEXT || inst->type != SQLITE_TEXT ||
-        tf->type != SQLITE_TEXT || ts->type != SQLITE_INTEGER)
+    if (!src || !inst || !tf || !ts || src->type != RT_STORE_TEXT || inst->type != RT_STORE_TEXT ||
+        tf->type != RT_STORE_TEXT || ts->type != RT_STORE_INTEGER)
       return;
     char key[512];
     int kn = snprintf(key, sizeof key, "%.*s\x1f%.*s\x1f%.*s", (int)src->n, src->s, (int)inst->n, inst->s,

@@ -26,6 +26,7 @@
 #include "runtime/store.h"
 #include "runtime/task.h"
 #include "runtime/vm.h"
+#include "runtime/ws.h"
 
 static void stop_handles(rt_t *rt);
 
@@ -72,6 +73,7 @@ static void stop_handles(rt_t *rt) {
     rt_http_close(rt->http);   /* frees itself from its last close callback */
     rt->http = NULL;
   }
+  rt_ws_shutdown(rt);            /* every connection closed; lws's handles close in the next run */
   rt_tasks_close(rt);
 }
 
@@ -151,6 +153,7 @@ void rt_close(rt_t *rt) {
   rt_events_close(rt);                   /* its timer closes in the run below */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
+  rt_ws_free(rt);                        /* lws's context is gone now; connections Lua holds stay */
   rt_vm_close(rt);                       /* __gc releases task handles; tasks are freed */
   if (rt->store) {
     rt_store_close(rt->store);

@@ -14,6 +14,10 @@ double rt_now(void) {
   return (double)tv.tv_sec + tv.tv_usec / 1e6;
 }
 
+double rt_monotonic(void) { return (double)uv_hrtime() / 1e9; }
+
+const char *rt_errno_name(int err) { return uv_err_name(uv_translate_sys_error(err)); }
+
 uint64_t rt_ms(double seconds) {
   double ms = seconds * 1000.0;
   if (!(ms > 0)) return 0;                     /* NaN too */

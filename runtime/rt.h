@@ -51,6 +51,7 @@ struct rt_s {
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
   struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
   void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
+  struct rt_ws_s *ws;          /* the WebSocket client (ws.c), created on first connect; NULL before */
   rt_tasks_t tasks;
   size_t lua_mem;           /* bytes held by Lua (the allocator counts) */
   size_t lua_mem_limit;     /* runtime.memory_limit in bytes, 0 = none; enforced inside tasks (vm.c) */
@@ -105,6 +106,10 @@ void rt_unref(rt_t *rt, lua_State *L, int ref);
 
 /// Wall-clock time in UTC epoch seconds with a fraction.
 double rt_now(void);
+/// Seconds from an arbitrary start that never go back (the loop's high-resolution clock).
+double rt_monotonic(void);
+/// The stable upper-case name of an errno value ("ENOENT", "EACCES"...), for `nil, msg, CODE`.
+const char *rt_errno_name(int err);
 
 /// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
 /// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.

@@ -207,6 +207,10 @@ static void task_finish(rt_task_t *t, rt_task_status_t status) {
   if (rt->tasks.live == 0 && rt->stopping && rt->on_idle_stop) rt->on_idle_stop(rt);
 }
 
+void rt_task_restart_slice(rt_task_t *t) {
+  if (t && !t->interrupted) t->resumed_ns = uv_hrtime();
+}
+
 /* ---- running -------------------------------------------------------------------------------- */
 
 static void task_step(rt_task_t *t, int nargs) {

@@ -82,6 +82,9 @@ void rt_task_on_cancel(rt_task_t *t, rt_task_cancel_fn fn, void *ud);
 /// from inside that task's own coroutine. The primitive is done: its cancel hook is dropped. A task
 /// that parked in this same loop pass goes through the ready queue instead (see task.c).
 void rt_task_resume(rt_task_t *t, int nargs);
+/// Start the running task's CPU slice afresh (after a call that ran Lua under a limit of its own,
+/// such as a config load), unless the slice already fired. t may be NULL (no task: no-op).
+void rt_task_restart_slice(rt_task_t *t);
 /// Queue a resume for the next loop iteration (safe from anywhere, including inside Lua). The
 /// cancel hook stays armed until the task runs, so it must cope with a completed operation.
 void rt_task_resume_later(rt_task_t *t, int nargs);

@@ -21,6 +21,7 @@ end
 function M.run(command, tty, daemon, ...)
   local args = { ... }
   local builtin = require("candled.backup").commands[command] or require("candled.web").commands[command]
+    or require("candled.replay").commands[command]
   if builtin then                                                -- the runtime's own commands
     local code, msg, status = builtin(args, { daemon = daemon })
     if not code then return fail(status, msg) end

@@ -430,7 +430,7 @@ end
 -- ---- config -----------------------------------------------------------------------------------
 
 -- Sections that need a restart: the running value stays in force when they change.
-local RESTART = { "database", "budgets", "http", "paths", "repl" }
+local RESTART = { "database", "budgets", "http", "paths", "repl", "strategies" }
 
 local function reload_config(force, report)
   local file = config.file()
@@ -639,6 +639,8 @@ function M.start()
     end
   end
   if #problems > 0 then return nil, (config.file() or "config") .. ": " .. table.concat(problems, "; ") end
+  local serr = require("candled.strategy").check()          -- an enabled strategy that cannot run
+  if serr then return nil, (config.file() or "config") .. ": " .. serr end
   local count = 0
   for _, plan in ipairs(ready) do
     swap(plan)
@@ -649,6 +651,7 @@ function M.start()
   require("candled.backup").start()
   require("candled.web").start()
   require("candled.notify").start()
+  require("candled.strategy").start()
   log.info("daemon started", { scripts = count, database = db.path() })
   return count
 end

@@ -25,6 +25,7 @@ local PUBLIC = {
   ["rt.log"] = true, ["rt.csv"] = true, ["rt.config"] = true, ["rt.budget"] = true,
   ["rt.alert"] = true, ["rt.sched"] = { "trigger", "list", "check" }, ["rt.column"] = true,
   ["rt.events"] = true,
+  ["rt.ws"] = true,
 }
 
 -- rt.fs for scripts: confined to the folders they have business in (bindings/fs.c fs.confined):

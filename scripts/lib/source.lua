@@ -253,7 +253,14 @@ end
 -- answer), optional S.earliest(o, tf, now) (the oldest bar the API serves at that interval), and
 -- S.fetch(o, instrument, tf, lo, hi, priority) -> rows, complete | nil, message, CODE: the bars
 -- with lo <= ts <= hi (any order; the kit keeps closed ones inside the window), `complete` when
--- the answer covers the whole window (a bar it lacks is an empty interval).
+-- the answer covers the whole window (a bar it lacks is an empty interval). Optional: S.skew
+-- (seconds: a bar is final only when it closed that long before the sync started, before any
+-- request was sent, so a server clock behind ours never hands us its forming bar) and S.reread
+-- (the forward pass starts at the newest stored bar, not after it, whenever a newer bar is due: a
+-- bar stored too early is corrected on the next run, at no extra call). S.fetch may return a third
+-- value with its rows: the bar time up to which the answer is complete beyond `hi` (an API that
+-- answers "the next N bars from start" and sent fewer has nothing more up to its present): the
+-- windows up to there are not asked and count as answered.
 local EMPTY_HI = [[SELECT max(stop) AS ts FROM empty_intervals
   WHERE source = ? AND instrument = ? AND timeframe = ?]]
 
@@ -263,6 +270,8 @@ local function window(S, o, inst, tf, step, lo, hi, priority, now, on_rows)
     local b = math.min(hi, a + (max - 1) * step)
     local got, complete, code = S.fetch(o, inst, tf, a, b, priority)
     if not got then return nil, complete, code end
+    local through = complete and math.tointeger(code) and math.min(code, hi) or b
+    if through < b then through = b end
     local rows, seen = {}, {}
     for _, r in ipairs(got) do
       local ts = r[4]
@@ -274,10 +283,10 @@ local function window(S, o, inst, tf, step, lo, hi, priority, now, on_rows)
     db.tx(function()
       on_rows(rows, a, b)
       if complete then
-        series.record_empties(S.name, inst, tf, step, K.bar_times(rows), a - step, b + step, now)
+        series.record_empties(S.name, inst, tf, step, K.bar_times(rows), a - step, through + step, now)
       end
     end)
-    a = (complete or not rows[1]) and b + step or rows[#rows][4] + step
+    a = (complete or not rows[1]) and through + step or rows[#rows][4] + step
   end
   return true
 end
@@ -285,7 +294,7 @@ end
 -- Bring one series up to the last closed bar, back to `days` of history, and fill its gaps.
 -- Returns the bars stored, or nil, message, CODE (pages stored so far stay stored).
 function K.sync(S, o, inst, tf, days, now)
-  now = now or time.now()
+  now = (now or time.now()) - (S.skew or 0)
   local step = S.step(tf)
   local last = time.floor(now, step) - step
   local target = K.target(days, step, now)
@@ -302,6 +311,7 @@ function K.sync(S, o, inst, tf, days, now)
   local empty = db.first(EMPTY_HI, S.name, inst, tf).ts
   local from = newest and math.max(newest, empty or newest) + step or c.target
   if from <= last then
+    if S.reread and newest and from == newest + step then from = newest end
     local ok, err, code = window(S, o, inst, tf, step, from, last,
                                  last - from > S.max_bars(tf) * step and "backfill" or "realtime", now, keep)
     if not ok then return nil, err, code end

@@ -1,5 +1,5 @@
 -- Ingest benchmark body, run by tests/bench/run_ingest.py through `candled eval`:
--- the real scripts/binance/klines.lua collects BENCHUSDT 1m from the mock (pages of 1000 synthetic
+-- the real scripts/binance/spot.lua (lib/binance.lua) collects BENCHUSDT 1m from the mock (pages of 1000 synthetic
 -- klines) into the candles table: fetch, decode, convert, upsert, end to end. Prints
 -- "rows seconds rows_per_s".
 local db = require "rt.db"

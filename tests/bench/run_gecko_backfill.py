@@ -81,7 +81,7 @@ def main():
             with open(os.path.join(tmp, "config.lua"), "w") as f:
                 f.write('return { log = { level = "warn" }, database = { path = "b.db" },\n'
                         '  paths = { scripts = %s },\n'
-                        '  scripts = { ["binance.klines"] = { enabled = false }, %s },\n'
+                        '  scripts = { ["binance.spot"] = { enabled = false }, %s },\n'
                         '  sources = { geckoterminal = { base_url = "%s/api/v2", history_days = %g } },\n'
                         '  budgets = { geckoterminal = { windows = { { per = %g, limit = %d } } } } }\n'
                         % (json.dumps(os.path.join(SOURCE, "scripts")), off, url, a.days, window, LIMIT))

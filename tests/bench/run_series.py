@@ -15,6 +15,7 @@ same number of kline rows into each layout's table, and through the new `candles
 OF trigger), in the same repeats. Prints the medians and the per-repeat ratios.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -52,13 +53,16 @@ def main():
     port = mock.stdout.readline().split()[1]
     url = "http://127.0.0.1:%s" % port
     try:
+        req = urllib.request.Request(url + "/_mock/binance", method="POST", data=json.dumps(
+            {"add": {"spot": [{"symbol": "BENCHUSDT", "baseAsset": "BENCH", "quoteAsset": "USDT"}]}}).encode())
+        urllib.request.urlopen(req).read()             # listed by exchangeInfo: the script selects it
         for p in range(a.pages + 1):                  # warm the mock's page cache
             urllib.request.urlopen("%s/api/v3/klines?symbol=BENCHUSDT&interval=1m&limit=1000&startTime=%d"
                                    % (url, START_MS + p * 60000000)).read()
         start = subprocess.check_output(["date", "-u", "-d", "@%d" % (START_MS // 1000), "+%Y-%m-%dT%H:%M:%SZ"],
                                         text=True).strip()
         env = dict(os.environ, MOCK_URL=url, CANDLED_LOG__LEVEL="warn", BENCH_START=start,
-                   KLINES_SCRIPT=os.path.join(SOURCE, "scripts", "binance", "klines.lua"))
+                   KLINES_SCRIPT=os.path.join(HERE, "klines_plain.lua"))
         res = {(b, p): [] for b in ("old", "new") for p in ("klines", "gecko")}
         for r in range(a.repeat):
             order = [("old", old), ("new", new)] if r % 2 == 0 else [("new", new), ("old", old)]

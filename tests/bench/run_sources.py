@@ -55,8 +55,10 @@ def lines():
         rows.append(("%s (new, on the kit)" % name, None,
                      code_lines(open(os.path.join(ROOT, "scripts", name)).read())))
     rows.append(("README example: mexc/klines.lua (REST OHLCV, on the kit)", None, code_lines(readme_example())))
-    rows.append(("binance/klines.lua (not on the kit)", None,
-                 code_lines(open(os.path.join(ROOT, "scripts/binance/klines.lua")).read())))
+    rows.append(("lib/binance.lua + binance/*.lua (spot, USDT-M, COIN-M, symbols, ratios; on the kit)", None,
+                 sum(code_lines(open(os.path.join(ROOT, "scripts", f)).read()) for f in (
+                     "lib/binance.lua", "binance/spot.lua", "binance/usdm.lua", "binance/coinm.lua",
+                     "binance/symbols.lua", "binance/ratios.lua"))))
     rows.append(("lib/source.lua (the kit, shared)", None, code_lines(open(os.path.join(ROOT, "scripts/lib/source.lua")).read())))
     return rows
 
@@ -87,7 +89,7 @@ def failover(candled):
     cfg = """return {
   database = { path = "data/candled.db" }, runtime = { shutdown_grace = 2, min_every = 0.1 },
   paths = { scripts = %(scripts)s },
-  scripts = { ["binance.klines"] = { enabled = false } },
+  scripts = { ["binance.spot"] = { enabled = false } },
   sources = { geckoterminal = { enabled = false },
     yahoo = { base_url = %(url)s, tickers = { "BTC-USD" }, intervals = { "1m" }, history_days = 0.05 },
     drift = { base_url = %(url)s, markets = { "BTC-PERP" }, resolutions = { "1m" }, history_days = 0.05,

@@ -2,7 +2,7 @@
 -- with the binary of either layout (the same file works with both: it only uses db.upsert, db.query
 -- and the scripts). Prints one line of `key=value` figures.
 --
---   BENCH_PART=klines  the real scripts/binance/klines.lua collects BENCHUSDT 1m from the mock:
+--   BENCH_PART=klines  tests/bench/klines_plain.lua (the pre-kit Binance collector) collects BENCHUSDT 1m from the mock:
 --                      candles/s end to end (and candled's CPU per candle), then bytes per candle
 --   BENCH_PART=gecko   GeckoTerminal-shaped candles (91 pools x 7 timeframes x 500 bars, pool ids of
 --                      51 characters, nine columns) stored the way lib/geckoterminal.lua does

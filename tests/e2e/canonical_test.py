@@ -20,7 +20,7 @@ class Canonical(harness.Case):
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "info"},
                "runtime": {"shutdown_grace": 2, "min_every": 0.1},
                "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")},
-               "scripts": {"binance.klines": {"enabled": False}},
+               "scripts": {"binance.spot": {"enabled": False}},
                "sources": {"geckoterminal": {"enabled": False},
                            "yahoo": {"base_url": self.mock.url, "tickers": ["BTC-USD"], "intervals": ["1m"],
                                      "history_days": 0.05},

@@ -54,7 +54,7 @@ class Gecko(harness.Case):
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "info"},
                "runtime": {"shutdown_grace": 2, "min_every": 0.1},
                "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")},
-               "scripts": {"binance.klines": {"enabled": False}},
+               "scripts": {"binance.spot": {"enabled": False}},
                "sources": {"geckoterminal": src},
                # the mock limits 20 per second: the budget leaves a 10% margin for loopback jitter
                "budgets": {"geckoterminal": {"windows": [{"per": "1s", "limit": 20}], "reserve": 0.1,

@@ -19,7 +19,7 @@ class Sources(harness.Case):
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "info"},
                "runtime": {"shutdown_grace": 2, "min_every": 0.1},
                "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")},
-               "scripts": {"binance.klines": {"enabled": False}},
+               "scripts": {"binance.spot": {"enabled": False}},
                "sources": dict({"geckoterminal": {"enabled": False}}, **sources),
                "budgets": budgets or {},
                "schedules": schedules or {}}

@@ -119,7 +119,7 @@ end)
 
 -- Every query of the scripts, the README and the tests, with {t} for the table.
 local QUERIES = {
-  -- scripts/lib/series.lua, scripts/binance/klines.lua, scripts/geckoterminal/backfill.lua
+  -- scripts/lib/series.lua, scripts/lib/binance.lua, scripts/geckoterminal/backfill.lua
   { "SELECT min(ts) AS lo, max(ts) AS hi, count(*) AS n FROM {c} WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?",
     "geckoterminal", POOL, "1m", 1700003000 },
   { "SELECT ts, next FROM (SELECT ts, lead(ts) OVER (ORDER BY ts) AS next FROM {c} WHERE source = ? AND instrument = ? AND timeframe = ? AND ts >= ?) WHERE next - ts > ?",

@@ -25,7 +25,8 @@ Live mode (POST /_mock/binance {"live": true}; off: mock_http's fixture/BENCH kl
     / price), [9]/[10] taker buy contracts / base.
   - a strict limiter per market: fixed windows of `window` seconds (default 60: Binance's UTC
     minute; scale it down in tests) on the mock's clock, aligned to multiples of it; the limit is
-    the market's exchangeInfo REQUEST_WEIGHT unless "limits" overrides it. Weights: exchangeInfo
+    the market's exchangeInfo REQUEST_WEIGHT unless "limits" overrides it (exchangeInfo then says
+    so too, and a window other than 60 s shows as SECOND/<window>). Weights: exchangeInfo
     spot 20 / futures 1; klines spot 2, futures by limit ([1,100) 1, [100,500) 2, [500,1000] 5,
     >1000 10); ratios USDT-M 0 (but 1000 requests per 5 windows of their own), COIN-M 1. Every
     answer carries x-mbx-used-weight-1m (the window's weight after this request). Over the limit:
@@ -356,6 +357,11 @@ class Binance:
             with self.lock:
                 doc = copy.deepcopy(self.info[m])
             doc["serverTime"] = int(self.now() * 1000)
+            for r in doc["rateLimits"]:              # what the limiter enforces, as the real API says it
+                if r["rateLimitType"] == "REQUEST_WEIGHT":
+                    r["limit"] = self.limit(m)
+                    if self.window != 60:
+                        r["interval"], r["intervalNum"] = "SECOND", int(self.window)
             return 200, dumps(doc), headers
         except BinanceError as e:
             st, payload, h = e.response

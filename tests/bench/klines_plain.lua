@@ -1,3 +1,8 @@
+-- tests/bench/klines_plain.lua: the Binance spot klines collector as it was before the source kit
+-- (scripts/binance/klines.lua until issue 13), kept for run_series.py only: that benchmark runs the
+-- same Lua on today's binary and on an older one (which has no rt.events for lib/series.lua), so
+-- it needs a collector that uses nothing but rt.http, rt.db, rt.json and rt.time.
+--
 -- Binance spot klines: every closed candle of the configured symbols and intervals, exactly once.
 --
 -- Each run continues from the newest stored candle (or from `start` / `history_days` on an empty

@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""binance_ws.py - Binance combined kline streams (spot, USDT-M, COIN-M) on 127.0.0.1, stdlib only.
+
+Usage:
+    python3 tests/mock/binance_ws.py --fixtures DIR [--port 0] [--scale 60] [--start-ms MS]
+        [--tick 0.1] [--exit-on-stdin-eof]
+Prints "PORT <n>" once listening.
+
+Routes (a path prefix names the market; Binance's own paths follow it):
+    /spot/stream?streams=a@kline_1m/b@kline_1m     spot (also /stream)
+    /usdm/market/stream?streams=...                USDT-M, the /market route (also /market/stream);
+                                                   the legacy un-routed /usdm/stream is refused (404)
+    /coinm/stream?streams=...                      COIN-M
+  Stream names are lowercase `<symbol>@kline_<interval>` of a symbol in the market's exchangeInfo
+  (FIXTURES/binance/exchangeInfo_<market>.json) or BENCH<n> symbols (any number, generated); an
+  unknown or upper-case name, an unknown interval or more than `max_streams` (1024) streams refuse
+  the handshake with 400 {"code":2,"msg":"Invalid request: ..."}.
+
+The clock: mock time = start + (real time since start) x scale (ms; default start: two days ago,
+scale 60: a mock minute is a real second), so bars close fast and every bar is in the past for
+the client's clock and the REST mock (whose live mode then serves the same bars as closed: both use
+binance.py's price path, so a closed bar is identical over REST and here).
+Messages: every `tick` real seconds each stream gets an update of its forming bar (k.x false, values
+as of the mock's now); when a bar closes its final message (k.x true, E 200 ms after T, values equal
+to the REST bar) goes first. Message shape as the real captures (fixtures/binance/ws_kline_*).
+Pings: the server pings every `ping_every` mock seconds (spot 20, futures 180) with a payload; a
+connection with no matching pong `pong_within` mock seconds later (spot 60, futures 600) is cut.
+Each connection lives `lifetime` mock seconds (86400: Binance's 24 h), then the server cuts it.
+
+Control (plain HTTP on the same port):
+  POST /_mock/ws {"scale":, "start_ms":, "tick":, "lifetime":, "ping_every":, "pong_within":,
+                  "max_streams":,
+                  "drop": {"at": second-of-minute | null},   cut every open connection (no close
+                                                             frame) when the mock clock next reaches
+                                                             that second of a minute (null: now)
+                  "silent": mock seconds}                    open connections send nothing (no
+                                                             data, no pings) for that long
+  GET  /_mock/ws   {"now_ms", "connections": [{id, path, streams, opened_ms, closed_ms, closed_by
+                   ("client" | "drop" | "lifetime" | "no_pong" | "eof"), sent, finals, pings, pongs}],
+                   "served": {"<stream>": [open times of the k.x=true bars sent]}}
+  POST /_mock/reset  everything back to the command line's settings
+"""
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import binance  # noqa: E402  (the REST mock: the same price path and exchangeInfo fixtures)
+import wsproto  # noqa: E402
+
+ROUTES = {"/spot/stream": "spot", "/stream": "spot", "/usdm/market/stream": "usdm", "/market/stream": "usdm",
+          "/coinm/stream": "coinm"}
+PING = {"spot": (20, 60), "usdm": (180, 600), "coinm": (180, 600)}
+
+
+class Opts:
+    def __init__(self, fixtures):
+        self.fixtures = fixtures
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.rest = binance.Binance(Opts(args.fixtures))     # exchangeInfo + rows; no server
+        self.symbols = {m: {s["symbol"]: s for s in self.rest.info[m]["symbols"]} for m in binance.PREFIX}
+        self.reset()
+
+    def reset(self):
+        a = self.args
+        self.scale = a.scale
+        self.t0 = time.time()
+        self.start_ms = a.start_ms if a.start_ms else (int(time.time()) // 60 - 2 * 1440) * 60000
+        self.tick = a.tick
+        self.lifetime = 86400.0
+        self.ping_every = self.pong_within = None      # per market unless set
+        self.max_streams = 1024
+        self.drop_at = None                              # second of a minute of a pending drop
+        self.silent_until = 0.0                          # mock ms
+        self.conns = []
+        self.served = {}
+        self.next_id = 1
+
+    def now_ms(self):
+        return self.start_ms + (time.time() - self.t0) * self.scale * 1000.0
+
+    def set_clock(self, scale=None, start_ms=None):
+        now = self.now_ms()
+        self.t0 = time.time()
+        self.start_ms = start_ms if start_ms is not None else now
+        if scale is not None:
+            self.scale = float(scale)
+
+    def drop_all(self):
+        """Cut every open connection without a close frame (once)."""
+        self.drop_at = None
+        for c in self.conns:
+            if not c.ws.closed:
+                c.end("drop")
+                c.ws.abort()
+
+    def symbol(self, m, name):
+        if name.startswith("BENCH"):
+            quote = "USD" if m == "coinm" else "USDT"
+            return {"symbol": name, "baseAsset": "BENCH", "quoteAsset": quote, "contractSize": 100}
+        return self.symbols[m].get(name)
+
+
+def kline_msg(st, m, sym, stream, iv_name, t, iv, now_ms, final):
+    """One combined-stream message for the bar opening at t (ms)."""
+    row = json.loads(st.rest.row(m, sym, t, iv, None if final else now_ms))
+    e_ms = t + iv - 1 + 200 if final else int(now_ms)
+    first = 100000 + t // 1000
+    k = {"t": t, "T": t + iv - 1, "s": sym["symbol"], "i": iv_name, "f": first, "L": first + row[8], "o": row[1],
+         "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": final, "q": row[7], "V": row[9],
+         "Q": row[10], "B": "0"}
+    return json.dumps({"stream": stream, "data": {"e": "kline", "E": e_ms, "s": sym["symbol"], "k": k}},
+                      separators=(",", ":"))
+
+
+class Conn:
+    def __init__(self, st, ws, market, path, streams):
+        self.st, self.ws, self.market, self.path = st, ws, market, path
+        self.streams = streams                           # [(name, symbol dict, interval name, iv ms)]
+        self.id = st.next_id
+        st.next_id += 1
+        self.opened = st.now_ms()
+        self.closed_ms, self.closed_by = None, None
+        self.sent = self.finals = self.pings = 0
+
+    def info(self):
+        return {"id": self.id, "path": self.path, "market": self.market, "streams": [s[0] for s in self.streams],
+                "opened_ms": int(self.opened), "closed_ms": self.closed_ms and int(self.closed_ms),
+                "closed_by": self.closed_by, "sent": self.sent, "finals": self.finals, "pings": self.pings,
+                "pongs": len(self.ws.pongs)}
+
+    def end(self, by):
+        if self.closed_by is None:
+            self.closed_by, self.closed_ms = by, self.st.now_ms()
+
+    async def run(self):
+        st, ws = self.st, self.ws
+        cur = {}
+        now = st.now_ms()
+        for name, _, _, iv in self.streams:
+            cur[name] = int(now // iv * iv)
+        ping_every, pong_within = PING[self.market]
+        next_ping = now + (st.ping_every or ping_every) * 1000
+        waiting = None                                   # (payload, deadline ms)
+        while not ws.closed:
+            now = st.now_ms()
+            if now - self.opened >= st.lifetime * 1000:
+                self.end("lifetime")
+                ws.abort()
+                return
+            if st.drop_at is not None and int(now // 1000) % 60 == st.drop_at:
+                st.drop_all()
+                return
+            if waiting and waiting[0] in ws.pongs:
+                waiting = None
+            if waiting and now > waiting[1]:
+                self.end("no_pong")
+                ws.abort()
+                return
+            if now >= st.silent_until:
+                if now >= next_ping:
+                    payload = str(int(now)).encode()
+                    await ws.send_ping(payload)
+                    self.pings += 1
+                    waiting = waiting or (payload, now + (st.pong_within or pong_within) * 1000)
+                    next_ping = now + (st.ping_every or ping_every) * 1000
+                for name, sym, iv_name, iv in self.streams:
+                    t = int(now // iv * iv)
+                    while cur[name] < t:                  # bars that closed since the last tick
+                        ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, cur[name], iv, now, True))
+                        st.served.setdefault(name, []).append(cur[name])
+                        self.finals += 1
+                        self.sent += 1
+                        cur[name] += iv
+                    ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, t, iv, now, False))
+                    self.sent += 1
+                try:
+                    await ws.writer.drain()
+                except ConnectionError:
+                    self.end("eof")
+                    return
+            else:
+                for name, _, _, iv in self.streams:      # silence loses the closes of that time
+                    cur[name] = int(now // iv * iv)
+            await asyncio.sleep(st.tick)
+
+
+async def control(st, req, writer):
+    body = b""
+    n = int(req.headers.get("content-length", "0") or 0)
+    if n:
+        body = await req.reader.readexactly(n)
+    if req.path == "/_mock/reset" and req.method == "POST":
+        st.drop_all()
+        st.reset()
+        out = {"ok": True}
+    elif req.path == "/_mock/ws" and req.method == "POST":
+        spec = json.loads(body or b"{}")
+        if "scale" in spec or "start_ms" in spec:
+            st.set_clock(spec.get("scale"), spec.get("start_ms"))
+        for k in ("tick", "lifetime", "ping_every", "pong_within", "max_streams"):
+            if k in spec:
+                setattr(st, k, spec[k])
+        if "drop" in spec:
+            at = (spec["drop"] or {}).get("at")
+            if at is None:
+                st.drop_all()
+            else:
+                st.drop_at = int(at)
+        if "silent" in spec:
+            st.silent_until = st.now_ms() + float(spec["silent"]) * 1000
+        out = {"ok": True, "now_ms": int(st.now_ms())}
+    elif req.path == "/_mock/ws" and req.method == "GET":
+        out = {"now_ms": int(st.now_ms()), "scale": st.scale, "connections": [c.info() for c in st.conns],
+               "served": st.served}
+    else:
+        out = {"error": "not found", "path": req.path}
+    data = json.dumps(out).encode()
+    status = b"404 Not Found" if "error" in out else b"200 OK"
+    writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                 b"Connection: close\r\n\r\n" % len(data) + data)
+    await writer.drain()
+    writer.close()
+
+
+async def handle(st, reader, writer):
+    req = await wsproto.read_request(reader)
+    if req is None:
+        writer.close()
+        return
+    req.reader = reader
+    if req.path.startswith("/_mock/"):
+        await control(st, req, writer)
+        return
+    market = ROUTES.get(req.path)
+    if market is None:
+        await wsproto.reject(writer, 404, "Not Found")
+        return
+    names = [s for s in req.query.get("streams", "").split("/") if s]
+    streams, bad = [], None
+    for name in names:
+        sym_name, _, kind = name.partition("@")
+        iv_name = kind[len("kline_"):] if kind.startswith("kline_") else None
+        sym = st.symbol(market, sym_name.upper()) if sym_name == sym_name.lower() else None
+        if not sym or iv_name not in binance.INTERVALS or (iv_name == "1s" and market != "spot"):
+            bad = name
+            break
+        streams.append((name, sym, iv_name, binance.INTERVALS[iv_name] * 1000))
+    if bad or not streams or len(streams) > st.max_streams:
+        why = ("Invalid request: unknown stream '%s'" % bad if bad else "Invalid request: no streams" if not streams
+               else "Invalid request: more than %d streams" % st.max_streams)
+        await wsproto.reject(writer, 400, json.dumps({"code": 2, "msg": why}))
+        return
+    ws = await wsproto.accept(req, reader, writer)
+    if ws is None:
+        return
+    conn = Conn(st, ws, market, req.path, streams)
+    st.conns.append(conn)
+
+    async def reader_loop():                             # pongs and client messages
+        try:
+            while True:
+                await ws.recv()
+        except wsproto.Closed as e:
+            conn.end("client" if e.code != 1006 else "eof")
+            ws.closed = True
+    rd = asyncio.ensure_future(reader_loop())
+    try:
+        await conn.run()
+    except wsproto.Closed:
+        conn.end("eof")
+    except asyncio.CancelledError:                       # the mock is stopping
+        pass
+    finally:
+        rd.cancel()
+        writer.close()
+
+
+async def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--scale", type=float, default=60.0)
+    ap.add_argument("--start-ms", type=int, default=0)
+    ap.add_argument("--tick", type=float, default=0.1)
+    ap.add_argument("--exit-on-stdin-eof", action="store_true")
+    a = ap.parse_args()
+    st = State(a)
+    server = await asyncio.start_server(lambda r, w: handle(st, r, w), "127.0.0.1", a.port)
+    print("PORT %d" % server.sockets[0].getsockname()[1], flush=True)
+    if a.exit_on_stdin_eof:
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    else:
+        await asyncio.Event().wait()
+    server.close()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
