@@ -217,6 +217,7 @@ class Strategies(harness.Case):
             return
         png = os.path.join(self.dir, "chart.png")
         subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--screenshot=" + png,
+                        "--user-data-dir=" + os.path.join(self.dir, "chromium"),
                         "--window-size=960,540", "file://" + svg], capture_output=True, timeout=60)
         self.assertTrue(os.path.exists(png) and os.path.getsize(png) > 1000, "chromium did not render the chart")
 
