@@ -1,6 +1,6 @@
 /*
-** runtime/repl_proto.h - the REPL wire protocol, shared by the daemon (repl.c) and the client
-** (app/repl_client.c).
+** runtime/repl/proto.h - the REPL wire protocol, shared by the daemon (server.c) and the client
+** (client.c).
 **
 ** A stream of frames over a local Unix socket: 1 type byte (ASCII), 4 bytes of payload length
 ** (big-endian, at most RT_REPL_MAX_FRAME) and the payload (bytes, no terminator).
