@@ -105,8 +105,8 @@ local function spec(market)
 end
 local SPECS = { spot = spec("spot"), usdm = spec("usdm"), coinm = spec("coinm") }
 
--- Checked options of sources.binance_<market>; keys starting with `ws_` or `stream_` belong to the
--- WebSocket script and are left to it.
+-- Checked options of sources.binance_<market>; keys `ws`, `ws_*`, `stream*` (but `ws_url`) belong
+-- to the WebSocket script (scripts/binance/stream.lua), which checks them: they are passed through.
 function B.options(market, cfg)
   local m = B.MARKETS[market]
   if not m then error(("binance: unknown market '%s' (spot, usdm, coinm)"):format(tostring(market)), 2) end
@@ -114,7 +114,8 @@ function B.options(market, cfg)
   if type(cfg) ~= "table" then error(("sources.%s: must be a table"):format(m.source), 0) end
   local mine, theirs = {}, {}
   for k, v in pairs(cfg) do
-    if type(k) == "string" and (k:match("^ws_") or k:match("^stream_")) and k ~= "ws_url" then theirs[k] = v
+    if type(k) == "string" and k ~= "ws_url" and (k == "ws" or k:match("^ws_") or k:match("^stream")) then
+      theirs[k] = v
     else mine[k] = v end
   end
   local o = kit.options(m.source, SPECS[market], mine)
