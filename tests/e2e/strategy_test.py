@@ -239,15 +239,15 @@ class Strategies(harness.Case):
         cfg = self.base_config(
             sources={"binance_spot": {"base_url": self.mock.url, "symbols": ["BTCUSDT"], "intervals": ["1m"],
                                       "start": "2021-10-22T23:03:00Z"}},
-            schedules={"binance.klines": {"every": "1s"}},
+            schedules={"binance.spot": {"every": "1s"}},
             budgets={"binance_spot": {"windows": [{"per": "1m", "limit": 6000}], "retries": 2,
                                       "backoff": {"base": 0.05, "cap": 0.2}}},
             strategies={"sma_cross": {"fast": 5, "slow": 20, "warmup": 0}, "broken": {}})
-        script = os.path.join(harness.ARGS.source, "scripts", "binance", "klines.lua")
-        lib = os.path.join(harness.ARGS.source, "scripts", "lib", "indicators.lua")
-        path = self.write_config(cfg, scripts={"binance/klines.lua": script, "lib/indicators.lua": lib})
+        src = os.path.join(harness.ARGS.source, "scripts")
+        path = self.write_config(cfg, scripts={f: os.path.join(src, f) for f in (
+            "binance/spot.lua", "lib/binance.lua", "lib/source.lua", "lib/series.lua", "lib/indicators.lua")})
         p = self.start_daemon(path)
-        self.wait_for(lambda: self.query("SELECT count(*) FROM runs WHERE script = 'binance.klines' AND status = 'ok'")[0][0] >= 2,
+        self.wait_for(lambda: self.query("SELECT count(*) FROM runs WHERE script = 'binance.spot' AND status = 'ok'")[0][0] >= 2,
                       what="two collection runs")
         time.sleep(0.5)
         code, err = self.stop_daemon(p)
