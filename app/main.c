@@ -73,7 +73,9 @@ static const char *const help_text[][2] = {
                "end. Resumes where an interrupted backfill stopped. While a daemon runs on the same\n"
                "database, the daemon does the work (on its budget) and this follows its progress.\n"
                "The source's script does the work\n"
-               "(GeckoTerminal: --pool solana_<address>, timeframes 1m 5m 15m 1h 4h 12h 1d).\n"},
+               "(GeckoTerminal: --pool solana_<address>, timeframes 1m 5m 15m 1h 4h 12h 1d;\n"
+               "Binance: --source binance_spot|binance_usdm|binance_coinm --symbol SYMBOL\n"
+               "[--timeframe 1m[,1h...]], timeframes 1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d, 1s on spot).\n"},
   {"watchlist", "usage: candled watchlist [--config FILE] list\n"
                 "       candled watchlist [--config FILE] add ADDRESS [--symbol S] [--name N] [--dex D]\n"
                 "                                         [--network-address MINT] [--chain C]\n"

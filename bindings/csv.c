@@ -4,6 +4,10 @@
 **   rows, lines, err = csv.parse(text [, {sep=","}])  -- rows: {{field, ...}, ...};
 **                                                    -- lines[i]: the line row i starts on
 **   nil, err, "CSV"  on an unterminated quoted field (the message names the line)
+**   rows, lines, next, next_line = csv.parse(text, {max_rows=n [, from=pos, line=l]})
+**                    -- at most n rows from byte `from` (1-based; `line`: the line it is on); next
+**                    -- and next_line say where to go on, both nil once the text is done. Long
+**                    -- texts are parsed a piece at a time so the task can yield in between.
 **   line             = csv.format_row({field, ...})  -- quoted where needed, no line end
 **   text             = csv.encode(rows)              -- one line per row, each ended by LF
 **
@@ -12,29 +16,39 @@
 */
 #include "bindings/bindings.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* csv.parse(text [, opts]) */
 static int rtl_csv_parse(lua_State *L) {
-  static const char *const allowed[] = {"sep", NULL};
+  static const char *const allowed[] = {"sep", "from", "line", "max_rows", NULL};
   size_t n;
   const char *s = luaL_checklstring(L, 1, &n);
   rtl_check_opts(L, 2, "csv.parse", allowed);
   const char *sep_s = rtl_opt_string(L, 2, "sep", ",", "csv.parse");
   if (strlen(sep_s) != 1) return luaL_error(L, "csv.parse: option 'sep' must be one character");
   char sep = sep_s[0];
+  if (sep == '"' || sep == '\n' || sep == '\r') return luaL_error(L, "csv.parse: option 'sep' cannot be a quote or a line end");
+  double from = rtl_opt_range(L, 2, "from", 1, 1, (double)n + 1, "csv.parse");
+  double first_line = rtl_opt_range(L, 2, "line", 1, 1, 2147483647.0, "csv.parse");
+  double max_rows = rtl_opt_range(L, 2, "max_rows", 2147483647.0, 1, 2147483647.0, "csv.parse");
   lua_settop(L, 2);
-  size_t i = 0;
-  if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) i = 3;
+  size_t i = (size_t)from - 1;
+  if (i == 0 && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) i = 3;
   lua_newtable(L);                             /* 3: rows */
   lua_newtable(L);                             /* 4: lines */
-  int nrows = 0, line = 1;
+  int nrows = 0, line = (int)first_line;
   luaL_Buffer b;
   while (i < n) {
+    if (nrows >= (int)max_rows) {              /* stopped early: where to go on */
+      lua_pushinteger(L, (lua_Integer)i + 1);
+      lua_pushinteger(L, line);
+      return 4;
+    }
     if (s[i] == '\n' || (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')) {   /* blank line */
       i += s[i] == '\r' ? 2 : 1;
-      line++;
+      if (line < INT_MAX) line++;
       continue;
     }
     int start_line = line, nf = 0;
@@ -59,7 +73,7 @@ static int rtl_csv_parse(lua_State *L) {
             i++;
             break;
           }
-          if (s[i] == '\n') line++;
+          if (s[i] == '\n' && line < INT_MAX) line++;
           luaL_addchar(&b, s[i++]);
         }
         /* text after the closing quote up to the separator is kept as is (lenient) */
@@ -79,7 +93,7 @@ static int rtl_csv_parse(lua_State *L) {
       }
       if (i < n) {                             /* end of record */
         i += s[i] == '\r' ? 2 : 1;
-        line++;
+        if (line < INT_MAX) line++;
       }
       break;
     }

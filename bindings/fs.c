@@ -32,6 +32,7 @@
 */
 #include "bindings/bindings.h"
 #include "bindings/fs_ops.h"
+#include "runtime/file_watch.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -210,161 +211,32 @@ static int rtl_fs_remove(lua_State *L) {
   return 1;
 }
 
-/* ---- fs.watch ------------------------------------------------------------------------------- */
-
-/*
-** Why not uv_fs_poll_t: it reports differences between two of its own consecutive stats, and its
-** first stat runs later on the thread pool, so a change between fs.watch() and that first stat
-** would never be reported. We keep the baseline ourselves (a stat when the watcher is created and
-** whenever a wait returns true) and compare every later stat with it. w:wait() stats once on the
-** loop thread, so a change made while nobody waited is seen at once; then, while the task is
-** parked, a uv_timer_t starts a uv_fs_stat on the thread pool every interval (counted from the
-** watcher's creation, so waits shorter than the interval still get their polls). Nothing runs while
-** no task waits.
-*/
+/* ---- fs.watch: the watcher is runtime/file_watch.c ------------------------------------------ */
 
 #define WATCH_MT "rt.fs.watch"
 
-/* What counts as a change. A stat that fails (missing file, no permission) is "absent". */
 typedef struct {
-  int exists;
-  uint64_t dev, ino, size;
-  int64_t mtime_sec, mtime_nsec;
-} watch_stat_t;
-
-/*
-** A watcher. Ownership: malloc'd by fs.watch and pointed to by its Lua userdata (rtl_watch_ud_t),
-** which it may outlive. Closing (w:close(), __close or __gc, whichever comes first) clears the
-** userdata's pointer, marks the watcher closed and uv_closes both timers; watch_maybe_free frees it
-** once both close callbacks have run and no stat is in flight (libuv writes into `req` until its
-** callback). `waiter` is the task parked in w:wait(), without a reference: a parked task ends only
-** by being resumed from here or by being cancelled, and the cancel hook clears `waiter` first.
-*/
-typedef struct {
-  uv_timer_t tick;          /* while a task waits: starts a stat every interval */
-  uv_timer_t timeout;       /* while a task waits with a timeout */
-  uv_fs_t req;              /* the stat in flight while `busy` */
-  char *path;               /* owned */
-  uint64_t interval_ms;
-  uint64_t created_ms;      /* uv_now() at creation: stats are due at whole intervals from it */
-  watch_stat_t base;        /* the file at creation or when the last wait returned true */
-  unsigned base_gen;        /* bumped when base changes: a stat begun before is ignored */
-  unsigned req_gen;         /* base_gen when the stat in flight was started */
-  rt_task_t *waiter;        /* the task parked in w:wait(), or NULL */
-  int busy;                 /* req is in flight */
-  int open_handles;         /* timers whose close callback has not run yet */
-  int closed;
-} rtl_watch_t;
-
-typedef struct {
-  rtl_watch_t *w;           /* NULL once closed */
+  rt_file_watch_t *w;       /* NULL once closed (w:close(), __close or __gc, whichever comes first) */
 } rtl_watch_ud_t;
 
-static void stat_sync(const char *path, watch_stat_t *s) {
-  struct stat st;
-  memset(s, 0, sizeof *s);
-  if (stat(path, &st) < 0) return;
-  s->exists = 1;
-  s->dev = (uint64_t)st.st_dev;
-  s->ino = (uint64_t)st.st_ino;
-  s->size = (uint64_t)st.st_size;
-  s->mtime_sec = (int64_t)st.st_mtim.tv_sec;
-  s->mtime_nsec = (int64_t)st.st_mtim.tv_nsec;
-}
-
-static void stat_from_req(const uv_fs_t *req, watch_stat_t *s) {
-  memset(s, 0, sizeof *s);
-  if (req->result < 0) return;
-  s->exists = 1;
-  s->dev = req->statbuf.st_dev;
-  s->ino = req->statbuf.st_ino;
-  s->size = req->statbuf.st_size;
-  s->mtime_sec = req->statbuf.st_mtim.tv_sec;
-  s->mtime_nsec = req->statbuf.st_mtim.tv_nsec;
-}
-
-static int stat_eq(const watch_stat_t *a, const watch_stat_t *b) {
-  if (a->exists != b->exists) return 0;
-  return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-                        a->mtime_sec == b->mtime_sec && a->mtime_nsec == b->mtime_nsec);
-}
-
-static void watch_maybe_free(rtl_watch_t *w) {
-  if (w->open_handles > 0 || w->busy) return;
-  free(w->path);
-  free(w);
-}
-
-static void on_uv_watch_closed(uv_handle_t *h) {
-  rtl_watch_t *w = h->data;
-  w->open_handles--;
-  watch_maybe_free(w);
-}
-
-/* End the wait: w:wait returns `changed`. Called from libuv callbacks only (never inside Lua); the
-** task runs before this returns and may wait again or close w, so w is not touched after. */
-static void watch_resume(rtl_watch_t *w, int changed) {
-  rt_task_t *t = w->waiter;
-  w->waiter = NULL;
-  uv_timer_stop(&w->tick);
-  uv_timer_stop(&w->timeout);
-  lua_pushboolean(rt_task_thread(t), changed);
+/* Completion of w:wait: 1 changed, 0 timeout -> the boolean; -1 (another task closed the watcher)
+** -> nil on the next loop pass, which watch_wait_k turns into an error. The task is parked without
+** a reference: it ends only by being resumed from here or cancelled (the hook stops the wait). */
+static void on_watch_done(void *ud, int result) {
+  rt_task_t *t = ud;
+  if (result < 0) {
+    rt_task_on_cancel(t, NULL, NULL);          /* the watcher may be freed before t runs */
+    lua_pushnil(rt_task_thread(t));
+    rt_task_resume_later(t, 1);
+    return;
+  }
+  lua_pushboolean(rt_task_thread(t), result);
   rt_task_resume(t, 1);
 }
 
-static void on_watch_stat(uv_fs_t *req) {
-  rtl_watch_t *w = req->data;
-  watch_stat_t now;
-  stat_from_req(req, &now);
-  uv_fs_req_cleanup(req);
-  w->busy = 0;
-  if (w->closed) {
-    watch_maybe_free(w);
-    return;
-  }
-  if (!w->waiter || w->req_gen != w->base_gen || stat_eq(&now, &w->base)) return;
-  w->base = now;
-  w->base_gen++;
-  watch_resume(w, 1);
-}
+static void cancel_watch_wait(void *ud) { rt_file_watch_cancel_wait(ud); }
 
-static void on_uv_watch_tick(uv_timer_t *tm) {
-  rtl_watch_t *w = tm->data;
-  if (w->busy) return;                         /* the last stat is still running (slow disk) */
-  w->req.data = w;
-  if (uv_fs_stat(tm->loop, &w->req, w->path, on_watch_stat) == 0) {   /* else: next tick */
-    w->busy = 1;
-    w->req_gen = w->base_gen;
-  }
-}
-
-static void on_uv_watch_timeout(uv_timer_t *tm) { watch_resume(tm->data, 0); }
-
-/* The waiting task was cancelled: stop waiting without resuming it. A stat in flight finds no
-** waiter and is ignored. */
-static void cancel_watch_wait(void *ud) {
-  rtl_watch_t *w = ud;
-  w->waiter = NULL;
-  uv_timer_stop(&w->tick);
-  uv_timer_stop(&w->timeout);
-}
-
-/* Close once. A task parked in w:wait() (another task closed the watcher) is resumed on the next
-** loop iteration with nil, which watch_wait_k turns into an error. */
-static void watch_close(rtl_watch_t *w) {
-  w->closed = 1;
-  if (w->waiter) {
-    rt_task_t *t = w->waiter;
-    w->waiter = NULL;
-    rt_task_on_cancel(t, NULL, NULL);          /* w may be freed before t runs */
-    lua_pushnil(rt_task_thread(t));
-    rt_task_resume_later(t, 1);
-  }
-  uv_close((uv_handle_t *)&w->tick, on_uv_watch_closed);
-  uv_close((uv_handle_t *)&w->timeout, on_uv_watch_closed);
-}
-
-static rtl_watch_t *check_watch(lua_State *L, const char *what) {
+static rt_file_watch_t *check_watch(lua_State *L, const char *what) {
   rtl_watch_ud_t *ud = luaL_checkudata(L, 1, WATCH_MT);
   if (!ud->w) luaL_error(L, "%s: the watcher is closed", what);
   return ud->w;
@@ -380,23 +252,7 @@ static int rtl_fs_watch(lua_State *L) {
   rtl_watch_ud_t *ud = lua_newuserdatauv(L, sizeof *ud, 0);   /* created closed (liolib) */
   ud->w = NULL;
   luaL_setmetatable(L, WATCH_MT);
-  rtl_watch_t *w = calloc(1, sizeof *w);
-  char *copy = strdup(path);
-  if (!w || !copy) {
-    free(w);
-    free(copy);
-    return luaL_error(L, "fs.watch: out of memory");
-  }
-  uv_loop_t *loop = &rt_from_lua(L)->loop;
-  w->path = copy;
-  w->interval_ms = interval * 1000 < 1 ? 1 : (uint64_t)llround(interval * 1000);
-  uv_timer_init(loop, &w->tick);
-  uv_timer_init(loop, &w->timeout);
-  w->tick.data = w->timeout.data = w;
-  w->open_handles = 2;
-  w->created_ms = uv_now(loop);
-  stat_sync(path, &w->base);
-  ud->w = w;
+  if (!(ud->w = rt_file_watch_new(rt_from_lua(L), path, interval))) return luaL_error(L, "fs.watch: out of memory");
   return 1;
 }
 
@@ -410,7 +266,7 @@ static int watch_wait_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* w:wait([timeout]) -> true when the file changed, false when timeout seconds passed first */
 static int rtl_watch_wait(lua_State *L) {
-  rtl_watch_t *w = check_watch(L, "fs.watch:wait");
+  rt_file_watch_t *w = check_watch(L, "fs.watch:wait");
   double timeout = -1;
   if (!lua_isnoneornil(L, 2)) {
     timeout = luaL_checknumber(L, 2);
@@ -418,20 +274,11 @@ static int rtl_watch_wait(lua_State *L) {
   }
   lua_settop(L, 2);
   rt_task_t *t = rt_task_check_can_park(L, "fs.watch:wait");
-  if (w->waiter) return luaL_error(L, "fs.watch:wait: another task is already waiting on this watcher");
-  watch_stat_t now;
-  stat_sync(w->path, &now);
-  if (!stat_eq(&now, &w->base)) {              /* changed while nobody waited */
-    w->base = now;
-    w->base_gen++;
+  if (rt_file_watch_waiting(w)) return luaL_error(L, "fs.watch:wait: another task is already waiting on this watcher");
+  if (rt_file_watch_wait(w, timeout, on_watch_done, t)) {   /* changed while nobody waited */
     lua_pushboolean(L, 1);
     return 1;
   }
-  w->waiter = t;
-  /* Keep the polling phase across waits, so waits shorter than the interval still see polls. */
-  uint64_t since = uv_now(w->tick.loop) - w->created_ms;
-  uv_timer_start(&w->tick, on_uv_watch_tick, w->interval_ms - since % w->interval_ms, w->interval_ms);
-  if (timeout >= 0) uv_timer_start(&w->timeout, on_uv_watch_timeout, (uint64_t)llround(timeout * 1000), 0);
   rt_task_on_cancel(t, cancel_watch_wait, w);
   return rt_task_park_k(L, "fs.watch:wait", 0, watch_wait_k);
 }
@@ -439,15 +286,15 @@ static int rtl_watch_wait(lua_State *L) {
 /* w:close(), __close and __gc */
 static int rtl_watch_close(lua_State *L) {
   rtl_watch_ud_t *ud = luaL_checkudata(L, 1, WATCH_MT);
-  rtl_watch_t *w = ud->w;
+  rt_file_watch_t *w = ud->w;
   ud->w = NULL;
-  if (w) watch_close(w);
+  if (w) rt_file_watch_close(w);
   return 0;
 }
 
 static int rtl_watch_tostring(lua_State *L) {
   rtl_watch_ud_t *ud = luaL_checkudata(L, 1, WATCH_MT);
-  if (ud->w) lua_pushfstring(L, "rt.fs.watch (%s)", ud->w->path);
+  if (ud->w) lua_pushfstring(L, "rt.fs.watch (%s)", rt_file_watch_path(ud->w));
   else lua_pushliteral(L, "rt.fs.watch (closed)");
   return 1;
 }

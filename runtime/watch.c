@@ -59,17 +59,22 @@ static void dir_close(dir_t *d) {
 
 /* ---- delivering ----------------------------------------------------------------------------- */
 
-/* Complete the wait with the queued events (none: timeout or close), then empty the queue. */
+/* Complete the wait with the queued events (none: timeout or close). The queue is emptied before
+** the completion runs: it may resume the task at once, which may wait again (or close w, which then
+** lives on until its close callbacks), and must find nothing queued. */
 static void deliver_as(rt_watch_t *w, int closing) {
   rt_watch_fn fn = w->fn;
   if (!fn) return;
   w->fn = NULL;
   uv_timer_stop(&w->timer);
+  char **events = w->events;
   int n = w->n, hup = w->hup;
-  fn(w->ud, (const char *const *)w->events, n, hup, closing);
-  for (int i = 0; i < n; i++) free(w->events[i]);
-  w->n = 0;
+  w->events = NULL;
+  w->n = w->cap = 0;
   w->hup = 0;
+  fn(w->ud, (const char *const *)events, n, hup, closing);
+  for (int i = 0; i < n; i++) free(events[i]);
+  free(events);
 }
 
 static void deliver(rt_watch_t *w) { deliver_as(w, 0); }

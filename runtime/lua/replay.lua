@@ -213,9 +213,10 @@ local function simulate(o, name, mod, spec, series, out)
     if s.step < min_step then min_step = s.step end
   end
 
-  local prefix, reasons = {}, {}               -- per series: "source,instrument,timeframe" escaped
+  local prefix, tprefix, reasons = {}, {}, {}               -- per series: "source,instrument,timeframe" escaped
   for k, se in ipairs(series) do
     prefix[k] = csv_field(se.source) .. "," .. csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
+    tprefix[k] = csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
   end
   local ctx
   ctx = strategy.context(name, spec, {}, "replay", function(sig)
@@ -243,8 +244,8 @@ local function simulate(o, name, mod, spec, series, out)
     if math.abs(e.units) < 1e-12 then
       ntrades = ntrades + 1
       if e.pnl > 0 then wins = wins + 1 end
-      trade_csv.row(s.instrument, s.timeframe, side, e.ts, e.price, ts, price, e.size, e.pnl,
-                    e.pnl / math.abs(e.size * e.price))
+      trade_csv.line(("%s,%s,%d,%.10g,%d,%.10g,%.10g,%.10g,%.10g"):format(tprefix[k], side, e.ts, e.price, ts, price,
+                                                                         e.size, e.pnl, e.pnl / math.abs(e.size * e.price)))
       entry[k] = nil
     end
   end
@@ -389,6 +390,8 @@ local function simulate(o, name, mod, spec, series, out)
   }, points
 end
 
+local function pct(v) return v and ("%+.2f%%"):format(v * 100) or "n/a" end
+
 -- ---- the chart ------------------------------------------------------------------------------------
 
 local function esc(t) return (tostring(t):gsub("&", "&amp;"):gsub("<", "&lt;"):gsub(">", "&gt;")) end
@@ -401,8 +404,9 @@ local function svg(r, points)
   add('<?xml version="1.0" encoding="UTF-8"?>\n',
       ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">\n'):format(W, H, W, H),
       ('<rect width="%d" height="%d" fill="#ffffff"/>\n'):format(W, H),
-      ('<text x="%d" y="22" font-size="15">%s: total return %.2f%%, max drawdown %.2f%%, Sharpe %.2f, %d trades</text>\n'):format(
-        L, esc(r.strategy), r.total_return * 100, r.max_drawdown * 100, r.sharpe, r.trades))
+      ('<text x="%d" y="22" font-size="15">%s: total return %s, max drawdown %.2f%%, Sharpe %s, %d trades</text>\n'):format(
+        L, esc(r.strategy), pct(r.total_return), r.max_drawdown * 100, r.sharpe and ("%.2f"):format(r.sharpe) or "n/a",
+        r.trades))
   if #points == 0 then
     add('<text x="80" y="200">no bars in the range</text>\n</svg>\n')
     return table.concat(out)
@@ -459,7 +463,6 @@ local function write(path, text)
   return ok, werr
 end
 
-local function pct(v) return ("%+.2f%%"):format(v * 100) end
 
 -- Run a replay. Returns the summary, the output folder, or nil, message, exit code.
 function M.run(args)
@@ -486,6 +489,9 @@ function M.run(args)
     return tostring(e)
   end, o, name, mod, spec, series, out)
   if not done then return nil, "replay: " .. tostring(r):match("^[^\n]*"), 1 end
+  for k, v in pairs(r) do                      -- a figure too large for a double (a huge annualised
+    if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then r[k] = nil end   -- return) is n/a
+  end
   local eqcsv = { "ts,time,equity,drawdown" }
   for _, p in ipairs(points) do eqcsv[#eqcsv + 1] = ("%d,%s,%.6f,%.6f"):format(p[1], iso(p[1]), p[2], p[3]) end
   local row, head = {}, {}
@@ -516,8 +522,8 @@ function M.commands.replay(args)
   io.stdout:write(("replay %s: %s %s, %d bars from %s to %s (warm-up %d), %d signals\n"):format(r.strategy,
     table.concat(r.instruments, ","), table.concat(r.timeframes, ","), r.bars, r.first_bar or r.from,
     r.last_bar or r.to, r.warmup, r.signals))
-  io.stdout:write(("total return %s  annualised %s  volatility %.2f%%  Sharpe %.2f\n"):format(pct(r.total_return),
-    pct(r.annualised_return), r.annualised_volatility * 100, r.sharpe))
+  io.stdout:write(("total return %s  annualised %s  volatility %s  Sharpe %s\n"):format(pct(r.total_return),
+    pct(r.annualised_return), pct(r.annualised_volatility):gsub("^%+", ""), r.sharpe and ("%.2f"):format(r.sharpe) or "n/a"))
   io.stdout:write(("max drawdown %.2f%%  trades %d  win rate %.1f%%  exposure %.1f%%  fees paid %.2f (%g bps, slippage %g bps)\n"):format(
     r.max_drawdown * 100, r.trades, r.win_rate * 100, r.exposure * 100, r.fees_paid, r.fees_bps, r.slippage_bps))
   io.stdout:write(("wrote %s/: report.json report.csv signals.csv trades.csv equity.csv equity.svg\n"):format(out))

@@ -240,6 +240,12 @@ local function start_one(name)
   local filter = { kind = "candle", instrument = spec.instruments, timeframe = spec.timeframes }
   if spec.source then filter.source = spec.source end
   r.sub = events.subscribe(filter, function(ev)
+    if ev.kind == "overflow" then              -- the queue was full: bars were dropped (alerted)
+      r.missed = (r.missed or 0) + ev.dropped
+      log.warn("strategy missed bars: its queue was full", { strategy = name, dropped = ev.dropped,
+                                                              queue = spec.queue })
+      return
+    end
     local b = ev.bar
     b.source, b.instrument, b.timeframe = ev.source, ev.instrument, ev.timeframe
     live_bar(r, b)
@@ -255,6 +261,7 @@ local function start_one(name)
       r.ctx._bar[1] = nil
       if not ok then failed(r, terr) end
     end, { name = "strategy:" .. name .. ":trades", queue = spec.queue })
+    -- (an overflow event reaches on_trade as {kind = "overflow", dropped = n})
   end
   if type(mod.on_start) == "function" then
     local ok, serr = xpcall(mod.on_start, debug.traceback, r.ctx)
@@ -311,7 +318,8 @@ function M.status()
   for name, r in pairs(runners) do
     local st = r.sub:stats()
     out[name] = { instruments = r.spec.instruments, timeframes = r.spec.timeframes,
-                  queued = st and st.queued, dropped = st and st.dropped, state = states[name] }
+                  queued = st and st.queued, dropped = st and st.dropped, missed = r.missed or 0,
+                  failures = r.failures or 0, state = states[name] }
   end
   return out
 end

@@ -4,9 +4,15 @@
 -- (fields may be quoted; poolAddress is the raw, case-sensitive pool address). The daemon runs
 -- this script when the file changes and hourly: added rows become active at once and their pools
 -- are fetched with the multi-pool API (30 a call, with their tokens), then OHLCV, backfill and
--- trades are started; removed rows are deactivated and their data kept. A malformed row is
--- reported with its line number (log and a `watchlist_malformed` alert) and skipped; the other
--- rows still apply.
+-- trades are started; removed rows are deactivated and their data kept.
+--
+-- A file that does not parse as a watchlist is rejected as a whole and the list in force is kept
+-- (a `watchlist_malformed` alert and the run's error name the file and line): an empty file, a
+-- first line that is not the header, an unterminated quoted field, or rows of which not one is
+-- valid. The header line alone is a valid, empty watchlist (every pool is deactivated). In a file
+-- that parses, a malformed row is reported with its line number (log and alert) and skipped; the
+-- other rows still apply. Long files are parsed, checked and written a piece at a time, yielding
+-- in between (a 100k-row list never runs into runtime.task_slice).
 --
 -- `candled watchlist list|add|remove` edits the same file (commands.watchlist below): an atomic
 -- replace, retried when the file changed between reading and writing, other lines kept as they are.
@@ -17,34 +23,59 @@ local fs = require "rt.fs"
 local gt = require "lib.geckoterminal"
 local log = require "rt.log"
 local sched = require "rt.sched"
+local time = require "rt.time"
 
 local M = { name = "geckoterminal.watchlist", source = gt.SOURCE, every = "1h" }
 
 local HEADER = { "tokenSymbol", "tokenName", "chain", "dex", "poolAddress", "networkAddress" }
 local REFRESH = 3000                    -- seconds: pool data older than this is fetched again
 local CHAINS = { solana = { sol = true, solana = true } }
+local PIECE = 2000                      -- rows parsed, checked or written between two yields
 
 function M.watch(cfg) return { gt.watchlist_path(gt.options(cfg)) } end
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
 
--- Parse the watchlist text -> entries (by row order), problems ("file:line: why"), rows, lines.
-function M.parse(o, text, file)
-  local rows, lines, err = csv.parse(text)
-  if not rows then return nil, { ("%s: %s"):format(file, err) } end
-  local entries, problems, seen = {}, {}, {}
-  local first = 1
-  if rows[1] then
-    local header = true
-    for i, h in ipairs(HEADER) do
-      if not rows[1][i] or trim(rows[1][i]):lower() ~= h:lower() then header = false end
+-- Give the loop back every PIECE steps (time.sleep(0) ends the task's slice and resumes it at once).
+local function breathe(i) if i % PIECE == 0 then time.sleep(0) end end
+
+-- The whole text as rows and their first lines, PIECE rows per csv.parse call -> rows, lines, or
+-- nil, "file:line: why".
+local function parse_csv(text, file)
+  local rows, lines = {}, {}
+  local from, line = 1, 1
+  while from do
+    local r, l, next_from, next_line = csv.parse(text, { max_rows = PIECE, from = from, line = line })
+    if not r then
+      local at, why = l:match("^csv: line (%d+): (.*)$")
+      return nil, at and ("%s:%s: %s"):format(file, at, why) or ("%s: %s"):format(file, l)
     end
-    if header then first = 2
-    else problems[#problems + 1] = ("%s:%d: expected the header %s"):format(file, lines[1], table.concat(HEADER, ","))
+    for k = 1, #r do
+      rows[#rows + 1], lines[#lines + 1] = r[k], l[k]
+    end
+    from, line = next_from, next_line
+    if from then time.sleep(0) end
+  end
+  return rows, lines
+end
+
+-- Parse the watchlist text -> entries (by row order), problems ("file:line: why"), rows, lines;
+-- or nil, { "file:line: why" } when the file is rejected as a whole (see the top of this file).
+function M.parse(o, text, file)
+  local rows, lines = parse_csv(text, file)
+  if not rows then return nil, { lines } end
+  if not rows[1] or not text:find("[^%s\239\187\191]") then   -- nothing but blanks (and a BOM)
+    return nil, { ("%s:1: the file is empty; an empty watchlist is the header line alone (%s)")
+                    :format(file, table.concat(HEADER, ",")) }
+  end
+  for i, h in ipairs(HEADER) do
+    if not rows[1][i] or trim(rows[1][i]):lower() ~= h:lower() or #rows[1] ~= #HEADER then
+      return nil, { ("%s:%d: not a watchlist: expected the header %s"):format(file, lines[1], table.concat(HEADER, ",")) }
     end
   end
+  local entries, problems, seen = {}, {}, {}
   local chains = CHAINS[o.network]
-  for i = first, #rows do
+  for i = 2, #rows do
     local r, line = rows[i], lines[i]
     local function bad(why) problems[#problems + 1] = ("%s:%d: %s"):format(file, line, why) end
     for k, v in ipairs(r) do r[k] = trim(v) end
@@ -62,49 +93,91 @@ function M.parse(o, text, file)
                                   chain = r[3], dex = r[4], network_address = r[6], line = line }
       end
     end
+    breathe(i)
+  end
+  if #entries == 0 and #problems > 0 then         -- rows, and not one of them a watchlist row
+    return nil, { ("%s: not a watchlist: no valid row (%d malformed, the first: %s)")
+                    :format(file, #problems, problems[1]:sub(#file + 2)) }
   end
   return entries, problems, rows, lines
 end
 
--- Make gt_watchlist match the entries -> added pool ids, removed pool ids.
+local COLUMNS = { "symbol", "name", "chain", "dex", "network_address", "line" }
+
+-- Make gt_watchlist match the entries -> added pool ids, removed pool ids. Only rows that changed
+-- are written, PIECE a transaction, yielding in between: while a long list is written, readers may
+-- see part of the change (never a rejected file: that is refused before); a run cut short leaves
+-- the rest to the next run, which compares again.
 local function sync(entries, now)
-  local active = {}
-  for _, r in ipairs(db.query("SELECT pool FROM gt_watchlist WHERE active = 1")) do active[r.pool] = true end
-  local added, removed, listed = {}, {}, {}
-  db.tx(function()
-    for _, e in ipairs(entries) do
-      listed[e.pool] = true
-      if not active[e.pool] then added[#added + 1] = e.pool end
-      assert(db.exec([[INSERT INTO gt_watchlist (pool, symbol, name, chain, dex, network_address,
-            active, line, added, removed, updated) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, NULL, ?)
-          ON CONFLICT (pool) DO UPDATE SET symbol = excluded.symbol, name = excluded.name,
-            chain = excluded.chain, dex = excluded.dex, network_address = excluded.network_address,
-            line = excluded.line, updated = excluded.updated, removed = NULL,
-            added = CASE WHEN active = 1 THEN added ELSE excluded.added END, active = 1]],
-        e.pool, e.symbol, e.name, e.chain, e.dex, e.network_address, e.line, now, now))
+  local active, after = {}, ""
+  repeat                                          -- the list in force, a page at a time
+    local page = db.query([[SELECT pool, symbol, name, chain, dex, network_address, line FROM gt_watchlist
+        WHERE active = 1 AND pool > ? ORDER BY pool LIMIT ?]], after, PIECE)
+    for _, r in ipairs(page) do active[r.pool] = r end
+    if #page > 0 then after = page[#page].pool end
+    if #page == PIECE then time.sleep(0) end
+  until #page < PIECE
+  local added, removed, listed, writes = {}, {}, {}, {}
+  for i, e in ipairs(entries) do
+    listed[e.pool] = true
+    local cur = active[e.pool]
+    if not cur then added[#added + 1] = e.pool end
+    local same = cur ~= nil
+    for _, c in ipairs(COLUMNS) do
+      if same and cur[c] ~= e[c] then same = false end
     end
-    for pool in pairs(active) do
-      if not listed[pool] then
-        removed[#removed + 1] = pool
-        assert(db.exec("UPDATE gt_watchlist SET active = 0, removed = ?, updated = ? WHERE pool = ?", now, now, pool))
-      end
-    end
-  end)
+    if not same then writes[#writes + 1] = e end
+    breathe(i)
+  end
+  for pool in pairs(active) do
+    if not listed[pool] then removed[#removed + 1] = pool end
+  end
   table.sort(removed)
+  for i = 1, #writes, PIECE do
+    db.tx(function()
+      for j = i, math.min(i + PIECE - 1, #writes) do
+        local e = writes[j]
+        assert(db.exec([[INSERT INTO gt_watchlist (pool, symbol, name, chain, dex, network_address,
+              active, line, added, removed, updated) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, NULL, ?)
+            ON CONFLICT (pool) DO UPDATE SET symbol = excluded.symbol, name = excluded.name,
+              chain = excluded.chain, dex = excluded.dex, network_address = excluded.network_address,
+              line = excluded.line, updated = excluded.updated, removed = NULL,
+              added = CASE WHEN active = 1 THEN added ELSE excluded.added END, active = 1]],
+          e.pool, e.symbol, e.name, e.chain, e.dex, e.network_address, e.line, now, now))
+      end
+    end)
+    time.sleep(0)
+  end
+  for i = 1, #removed, PIECE do
+    db.tx(function()
+      for j = i, math.min(i + PIECE - 1, #removed) do
+        assert(db.exec("UPDATE gt_watchlist SET active = 0, removed = ?, updated = ? WHERE pool = ?", now, now,
+                       removed[j]))
+      end
+    end)
+    time.sleep(0)
+  end
   return added, removed
 end
 
--- Fetch the pools that are new or stale, 30 a call. Pools the API does not return are gone.
+-- Fetch the pools that are new or stale, 30 a call (the due ones read PIECE at a time first: a
+-- long list is never read in one piece). Pools the API does not return are gone.
 local function refresh(o, now)
-  local due = db.query([[SELECT w.pool FROM gt_watchlist w LEFT JOIN gt_pools p USING (pool)
-      WHERE w.active = 1 AND (p.last_seen IS NULL OR p.last_seen < ? OR p.status = 'gone')
-      ORDER BY w.line]], now - REFRESH)
+  local due, after = {}, -1
+  repeat
+    local page = db.query([[SELECT w.pool, w.line FROM gt_watchlist w LEFT JOIN gt_pools p USING (pool)
+        WHERE w.active = 1 AND (p.last_seen IS NULL OR p.last_seen < ? OR p.status = 'gone') AND w.line > ?
+        ORDER BY w.line LIMIT ?]], now - REFRESH, after, PIECE)
+    for _, r in ipairs(page) do due[#due + 1] = r.pool end
+    if #page > 0 then after = page[#page].line end
+    if #page == PIECE then time.sleep(0) end
+  until #page < PIECE
   local fetched = 0
   for i = 1, #due, gt.MAX_MULTI do
     local batch, addrs = {}, {}
     for j = i, math.min(i + gt.MAX_MULTI - 1, #due) do
-      batch[#batch + 1] = due[j].pool
-      addrs[#addrs + 1] = assert(gt.address_of(o, due[j].pool))
+      batch[#batch + 1] = due[j]
+      addrs[#addrs + 1] = assert(gt.address_of(o, due[j]))
     end
     local path = ("/networks/%s/pools/multi/%s"):format(o.network, table.concat(addrs, ","))
     local doc, err, code = gt.get(o, path, { include = "base_token,quote_token,dex" }, "realtime")
@@ -134,13 +207,16 @@ function M.run(ctx)
   end
   alert.resolve("watchlist_unreadable", file)
   local entries, problems = M.parse(o, text, file)
-  if not entries then
-    alert.raise("watchlist_malformed", file, problems[1])
-    return nil, problems[1]
+  if not entries then                             -- rejected as a whole: the list in force stays
+    local why = problems[1] .. " (the file is not used: the watchlist in force is kept)"
+    alert.raise("watchlist_malformed", file, why)
+    return nil, why
   end
   for _, p in ipairs(problems) do log.warn("watchlist row skipped", { problem = p }) end
   if #problems > 0 then
-    alert.raise("watchlist_malformed", file, ("%d row(s) skipped: %s"):format(#problems, table.concat(problems, "; ")))
+    local shown = table.concat(problems, "; ", 1, math.min(#problems, 10))
+    alert.raise("watchlist_malformed", file, ("%d row(s) skipped: %s%s"):format(#problems, shown,
+                                                                                 #problems > 10 and "; ..." or ""))
   else
     alert.resolve("watchlist_malformed", file)
   end
@@ -205,9 +281,11 @@ local function edit_file(o, file, edit)
       if code ~= "ENOENT" then return nil, err end
       text = nil
     end
-    local entries, problems, rows, lines = M.parse(o, text or "", file)
+    local entries, problems, rows, lines = {}, {}, {}, {}
+    local blank = not (text and text:find("%S"))    -- nothing yet: `add` writes the header
+    if not blank then entries, problems, rows, lines = M.parse(o, text, file) end
     if not entries then return nil, problems[1] end
-    local new, why = edit(text, entries, rows, lines)
+    local new, why = edit(not blank and text or nil, entries, rows, lines)
     if not new then return nil, why end
     if fs.read(file) == text then
       local ok, werr = fs.write(file, new)

@@ -105,8 +105,8 @@ local function spec(market)
 end
 local SPECS = { spot = spec("spot"), usdm = spec("usdm"), coinm = spec("coinm") }
 
--- Checked options of sources.binance_<market>; keys starting with `ws_` or `stream_` belong to the
--- WebSocket script and are left to it.
+-- Checked options of sources.binance_<market>; keys `ws`, `ws_*`, `stream*` (but `ws_url`) belong
+-- to the WebSocket script (scripts/binance/stream.lua), which checks them: they are passed through.
 function B.options(market, cfg)
   local m = B.MARKETS[market]
   if not m then error(("binance: unknown market '%s' (spot, usdm, coinm)"):format(tostring(market)), 2) end
@@ -114,7 +114,8 @@ function B.options(market, cfg)
   if type(cfg) ~= "table" then error(("sources.%s: must be a table"):format(m.source), 0) end
   local mine, theirs = {}, {}
   for k, v in pairs(cfg) do
-    if type(k) == "string" and (k:match("^ws_") or k:match("^stream_")) and k ~= "ws_url" then theirs[k] = v
+    if type(k) == "string" and k ~= "ws_url" and (k == "ws" or k:match("^ws_") or k:match("^stream")) then
+      theirs[k] = v
     else mine[k] = v end
   end
   local o = kit.options(m.source, SPECS[market], mine)
@@ -365,6 +366,7 @@ function B.descriptor(o)
     if not res then return nil, err, code end
     local ok, rows = pcall(json.decode_rows, res.body, DECIMALS)
     if not ok then return nil, ("%s %s: %s"):format(symbol, tf, rows), "JSON" end
+    if opts.on_page then opts.on_page(lo, hi, #rows) end
     local size = opts.market == "coinm" and opts.contract_size and opts.contract_size[symbol]
     local short = #rows < limit                -- "the next `limit` bars from startTime": fewer = no more
     for i, k in ipairs(rows) do
@@ -495,7 +497,8 @@ function B.collect(o, ctx)
   end
   -- series `candled backfill` handed to the daemon: their own depth
   for _, r in ipairs(db.query(INCOMPLETE, o.source)) do
-    if B.STEP[r.timeframe] then add(r.instrument, r.timeframe, (now - r.target) / 86400) end
+    -- (days that give back exactly `target` from the sync's now, clock_skew off)
+    if B.STEP[r.timeframe] then add(r.instrument, r.timeframe, (now - o.clock_skew - r.target - 0.5) / 86400) end
   end
   if daily then                                -- with the symbols: a full gap search of every series
     for _, w in ipairs(work) do
@@ -655,7 +658,7 @@ local function backfill_command(market)
     end
     for _, tf in ipairs(list) do
       local step = B.STEP[tf]
-      local target = kit.target(days == "listing" and 36500 or days, step, now)
+      local target = kit.target(days == "listing" and 36500 or days, step, now - o.clock_skew)
       local before = db.first("SELECT count(*) AS n FROM candles WHERE source = ? AND instrument = ? AND timeframe = ?",
                               m.source, symbol, tf).n
       local ok, err, code
@@ -668,7 +671,15 @@ local function backfill_command(market)
           if not ok then time.sleep(0.5) end
         until ok
       else
-        ok, err, code = B.sync(o, symbol, tf, days, now)
+        local span, pages = math.max(1, time.floor(now - o.clock_skew, step) - step - target), 0
+        local run = ctx.tty and setmetatable({ on_page = function(_, hi)
+          pages = pages + 1
+          local done = math.max(0, math.min(1, (hi - target) / span))
+          ctx.err(("\r%-4s [%s%s] %3d%%  %d pages "):format(tf, ("#"):rep(math.floor(done * 30)),
+            ("."):rep(30 - math.floor(done * 30)), math.floor(done * 100), pages))
+        end }, { __index = o }) or o
+        ok, err, code = B.sync(run, symbol, tf, days, now)
+        if ctx.tty then ctx.err("\n") end
       end
       if not ok then
         failures = failures + 1

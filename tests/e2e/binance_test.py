@@ -14,7 +14,7 @@ class Binance(harness.Case):
         super().setUp()
         self.mock.call("POST", "/_mock/binance", {"live": True})
 
-    def config(self, spot=None, usdm=None, coinm=None, budgets=None):
+    def config(self, spot=None, usdm=None, coinm=None, budgets=None, schedules=None):
         url = self.mock.url
         off = {"enabled": False}
         cfg = {"database": {"path": "data/candled.db"}, "log": {"level": "warn"},
@@ -24,7 +24,7 @@ class Binance(harness.Case):
                            "binance_spot": dict({"base_url": url}, **(spot or off)),
                            "binance_usdm": dict({"base_url": url}, **(usdm or off)),
                            "binance_coinm": dict({"base_url": url}, **(coinm or off))},
-               "budgets": budgets or {}}
+               "budgets": budgets or {}, "schedules": schedules or {}}
         return self.write_config(cfg)
 
     def eval(self, cfg, code, timeout=60):
@@ -191,6 +191,26 @@ end""", timeout=60)
             self.assertEqual(vals, [float(k[i]) for i in (1, 2, 3, 4, 5)], ts)
         self.assertGreaterEqual(len(held), 3, "one call a second: the newest bar read again with the new ones")
 
+    def test_fill_stores_the_closed_bars_of_a_range_only(self):
+        # what the WebSocket script calls after a reconnect: the minutes it missed, up to now
+        cfg = self.config(usdm={"symbols": ["BTCUSDT"]})
+        out = self.eval(cfg, """
+local time = require 'rt.time'
+local now = time.now()
+local from = (math.floor(now / 60) - 30) * 60
+print(from, assert(B.fill('usdm', 'BTCUSDT', '1m', from * 1000, (math.floor(now / 60) + 5) * 60000)), now)""")
+        frm, n, now = out.split()
+        frm, n, now = int(frm), int(n), float(now)
+        rows = self.query("SELECT ts, open, close, volume FROM candles WHERE source = 'binance_usdm' ORDER BY ts")
+        self.assertEqual(len(rows), n)
+        self.assertEqual(rows[0][0], frm)
+        self.assertLessEqual(rows[-1][0] + 60, now - 1, "closed before the call less the skew margin")
+        self.assertGreaterEqual(rows[-1][0] + 60, now - 61)
+        self.assertEqual([r[0] for r in rows], list(range(frm, rows[-1][0] + 1, 60)))
+        for ts, o, c, v in rows[-3:]:
+            k = self.bar("usdm", "BTCUSDT", "1m", ts)
+            self.assertEqual((o, c, v), (float(k[1]), float(k[4]), float(k[5])))
+
     # ---- ratios
 
     def test_ratios_thirty_days_by_symbol_and_by_pair_timestamps_number_or_string(self):
@@ -259,6 +279,31 @@ end""", timeout=60)
         r = self.candled("backfill", "--config", cfg, "--source", "binance_usdm", "--symbol", "BTCUSDT",
                          "--timeframe", "1w")
         self.assertEqual(r.returncode, 2)
+
+    def test_daemon_runs_the_scripts_and_takes_a_backfill_handed_to_it(self):
+        cfg = self.config(usdm={"symbols": ["BTCUSDT"], "intervals": ["1h"], "history_days": 2, "ratio_days": 0.1},
+                          coinm={"symbols": ["ETHUSD_PERP"], "intervals": ["1h"], "history_days": 2},
+                          schedules={"binance.usdm": {"every": 1}, "binance.ratios": {"every": 1}})
+        p = self.start_daemon(cfg)
+        try:
+            ok = lambda name: self.query("SELECT count(*) FROM runs WHERE script = ? AND status = 'ok'", name)[0][0]
+            self.wait_for(lambda: ok("binance.usdm") and ok("binance.coinm") and ok("binance.ratios")
+                          and ok("binance.symbols"), timeout=60, what="every Binance script")
+            # a series no option selects, handed to the daemon by the command
+            r = self.candled("backfill", "--config", cfg, "--source", "binance_usdm", "--symbol", "SUSHIUSDT",
+                             "--timeframe", "1m", "--days", "1", timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn("a daemon is running", r.stdout)
+            self.assertIn("binance_usdm SUSHIUSDT 1m: 1440 bars new", r.stdout)
+        finally:
+            code, err = self.stop_daemon(p)
+        self.assertEqual(code, 0, err)
+        self.assertEqual(self.query("SELECT count(*) FROM candles WHERE source = 'binance_coinm' AND "
+                                    "instrument = 'ETHUSD_PERP' AND timeframe = '1h'")[0][0], 48)
+        kinds = self.query("SELECT market, instrument, count(DISTINCT kind) FROM binance_ratios GROUP BY 1, 2")
+        self.assertEqual(kinds, [("coinm", "ETHUSD", 3), ("usdm", "BTCUSDT", 3)])
+        self.assertEqual(self.query("SELECT count(*) FROM runs WHERE script LIKE 'binance.%' AND status <> 'ok' "
+                                    "AND status <> 'running'")[0][0], 0)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """End to end: strategies (issue 16). A backtest's arithmetic against trades computed by hand, the
 report files and the SVG chart; `candled replay` errors; the same signals live (fed by candle events
-while the daemon collects Binance klines from the mock) and in replay; a strategy hot-reloaded
+while the daemon collects Binance klines from the mock (scripts/binance/spot.lua)) and in replay; a strategy hot-reloaded
 mid-stream keeps ctx.state; a strategy that fails never touches collection."""
 import csv
 import json
@@ -39,6 +39,17 @@ return {
   on_bar = function(ctx, bar)
     ctx.state.n = (ctx.state.n or 0) + 1
     ctx.signal { side = "buy", size = ctx.state.n / 100, reason = "%s n=" .. ctx.state.n }
+  end,
+}
+"""
+
+SLOW = """
+return {
+  consumes = { source = "binance_spot", instruments = { "BTCUSDT" }, timeframes = { "1m" } },
+  on_bar = function(ctx, bar)
+    local t = os.clock()
+    while os.clock() - t < 0.002 do end                -- 2 ms a bar: slower than collection
+    ctx.state.n = (ctx.state.n or 0) + 1
   end,
 }
 """
@@ -206,6 +217,7 @@ class Strategies(harness.Case):
             return
         png = os.path.join(self.dir, "chart.png")
         subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--screenshot=" + png,
+                        "--user-data-dir=" + os.path.join(self.dir, "chromium"),
                         "--window-size=960,540", "file://" + svg], capture_output=True, timeout=60)
         self.assertTrue(os.path.exists(png) and os.path.getsize(png) > 1000, "chromium did not render the chart")
 
@@ -236,18 +248,19 @@ class Strategies(harness.Case):
     def test_live_signals_equal_replay_bar_for_bar_and_a_failing_strategy_does_not_touch_collection(self):
         shutil.copy(os.path.join(harness.ARGS.source, "strategies", "sma_cross.lua"), self.sdir)
         self.strategy("broken", BROKEN)
+        self.strategy("slow", SLOW)
         cfg = self.base_config(
             sources={"binance_spot": {"base_url": self.mock.url, "symbols": ["BTCUSDT"], "intervals": ["1m"],
                                       "start": "2021-10-22T23:03:00Z"}},
-            schedules={"binance.klines": {"every": "1s"}},
+            schedules={"binance.spot": {"every": "1s"}},
             budgets={"binance_spot": {"windows": [{"per": "1m", "limit": 6000}], "retries": 2,
                                       "backoff": {"base": 0.05, "cap": 0.2}}},
-            strategies={"sma_cross": {"fast": 5, "slow": 20, "warmup": 0}, "broken": {}})
-        script = os.path.join(harness.ARGS.source, "scripts", "binance", "klines.lua")
-        lib = os.path.join(harness.ARGS.source, "scripts", "lib", "indicators.lua")
-        path = self.write_config(cfg, scripts={"binance/klines.lua": script, "lib/indicators.lua": lib})
+            strategies={"sma_cross": {"fast": 5, "slow": 20, "warmup": 0}, "broken": {}, "slow": {"queue": 16}})
+        src = os.path.join(harness.ARGS.source, "scripts")
+        path = self.write_config(cfg, scripts={f: os.path.join(src, f) for f in (
+            "binance/spot.lua", "lib/binance.lua", "lib/source.lua", "lib/series.lua", "lib/indicators.lua")})
         p = self.start_daemon(path)
-        self.wait_for(lambda: self.query("SELECT count(*) FROM runs WHERE script = 'binance.klines' AND status = 'ok'")[0][0] >= 2,
+        self.wait_for(lambda: self.query("SELECT count(*) FROM runs WHERE script = 'binance.spot' AND status = 'ok'")[0][0] >= 2,
                       what="two collection runs")
         time.sleep(0.5)
         code, err = self.stop_daemon(p)
@@ -256,6 +269,12 @@ class Strategies(harness.Case):
         self.assertIn("strategy live", err)
         alerts = self.query("SELECT subject FROM alerts WHERE kind = 'strategy_failed' AND resolved IS NULL")
         self.assertEqual(alerts, [("broken",)])
+        # The slow strategy's queue of 16 overflowed (a page of 1,000 bars commits at once): the
+        # drops were counted and alerted, the strategy told, collection never waited for it.
+        over = self.query("SELECT subject, message FROM alerts WHERE kind = 'events_overflow'")
+        self.assertEqual([o[0] for o in over], ["strategy:slow"], over)
+        self.assertIn("event(s) dropped (queue of 16)", over[0][1])
+        self.assertIn("strategy missed bars", err)
         live = self.query("SELECT ts, side, size, price FROM signals WHERE strategy = 'sma_cross' ORDER BY ts")
         self.assertGreater(len(live), 20)
         r = self.candled("replay", "--config", path, "--strategy", "sma_cross", "--from", "2021-10-22",

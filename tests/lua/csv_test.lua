@@ -128,4 +128,30 @@ T.test("the GeckoTerminal watchlist format", function()
   T.eq(items[3].dex, "Uniswap V3")
 end)
 
+T.test("max_rows parses a piece at a time; from/line go on where it stopped", function()
+  local text = 'h1,h2\n\n"one\ntwo",x\r\nlast,row\n\nz,"q""q"\n'
+  local all, all_lines = csv.parse(text)
+  local rows, lines, from, line = {}, {}, 1, 1
+  local calls = 0
+  while from do
+    local r, l, nf, nl = csv.parse(text, { max_rows = 1, from = from, line = line })
+    calls = calls + 1
+    T.eq(#r, 1, "one row per call")
+    for k = 1, #r do rows[#rows + 1], lines[#lines + 1] = r[k], l[k] end
+    from, line = nf, nl
+  end
+  T.eq(rows, all)
+  T.eq(lines, all_lines)
+  T.eq(lines, { 1, 3, 5, 7 })
+  T.eq(calls, 4)
+  local r, l, nf = csv.parse(text, { max_rows = 10 })
+  T.eq({ #r, nf }, { 4, nil }, "done: no next position")
+  -- an unterminated field after a stop still names its own line
+  local msg = T.fails("CSV", csv.parse('a\nb\n"c\n', { from = 5, line = 3 }))
+  T.ok(msg:find("line 3", 1, true), msg)
+  T.raises(function() csv.parse("a", { from = 0 }) end, "from")
+  T.raises(function() csv.parse("a", { max_rows = 0 }) end, "max_rows")
+  T.raises(function() csv.parse("a", { sep = '"' }) end, "sep")
+end)
+
 T.run()

@@ -92,6 +92,22 @@ T.test("candle: closed bars stored or changed; identical rows and forming bars r
   T.eq(got[1].bar.volume, 1)
 end)
 
+T.test("trade: a stored or changed trade; an identical one raises nothing", function()
+  local got = {}
+  local sub <close> = events.subscribe({ kind = "trade", source = "evtest" }, function(ev) got[#got + 1] = ev end)
+  local function trade(id, price)
+    return { source = "evtest", instrument = "P", trade_id = id, ts = 1700000000, price = price, amount = 2, side = "buy" }
+  end
+  local keys = { keys = { "source", "instrument", "trade_id" } }
+  db.upsert("trades", { trade("t1", 10), trade("t2", 11) }, keys)
+  db.upsert("trades", { trade("t1", 10), trade("t2", 12) }, keys)
+  until_(function() return #got == 3 end)
+  time.sleep(0.02)
+  T.eq(#got, 3)
+  T.eq({ got[1].trade_id, got[1].price, got[1].instrument, got[1].side }, { "t1", 10, "P", "buy" })
+  T.eq({ got[3].trade_id, got[3].price }, { "t2", 12 })
+end)
+
 T.test("alert: opened and resolved", function()
   local got = {}
   local sub <close> = events.subscribe({ kind = "alert", alert = "evtest_kind" },
