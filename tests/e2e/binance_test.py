@@ -230,6 +230,9 @@ print(from, assert(B.fill('usdm', 'BTCUSDT', '1m', from * 1000, (math.floor(now 
         reqs = self.mock.requests()
         coinm = [r for r in reqs if r["path"].startswith("/futures/data/") and "pair" in r["query"]]
         self.assertEqual({r["query"]["pair"] for r in coinm}, {"BTCUSD"}, "COIN-M by pair, once for both contracts")
+        usdm = [r for r in reqs if r["path"].startswith("/futures/data/") and "symbol" in r["query"]]
+        self.assertEqual(self.query("SELECT sum(requests) FROM budget_metrics WHERE budget = 'binance_usdm_ratios'"),
+                         [(len(usdm),)], "USDT-M ratios count in a budget of their own (1,000 in 5 minutes)")
         self.assertEqual(self.state()["markets"]["coinm"]["by_path"]["/futures/data/topLongShortPositionRatio"],
                          -(-8640 // 500))
         # the next run asks from the newest stored period only; string timestamps are accepted
