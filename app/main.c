@@ -6,7 +6,7 @@
 **   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
 **   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
 **   candled export    [--config F] qlib ARG...
-**   candled repl   [--config F] [--socket P]    a REPL into the running daemon (repl_client.c)
+**   candled repl   [--config F] [--socket P]    a REPL into the running daemon (runtime/repl/client.c)
 **   candled reload [--config F] [--socket P] [NAME]   reload scripts through that socket
 **   candled help [COMMAND]
 **   candled --version
@@ -36,8 +36,9 @@
 #include "runtime/http_server.h"
 #include "runtime/log.h"
 #include "runtime/migrate.h"
-#include "runtime/repl.h"
-#include "app/repl_client.h"
+#include "runtime/repl/link.h"
+#include "runtime/repl/server.h"
+#include "runtime/repl/client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/sd_notify.h"
@@ -54,7 +55,7 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
+  {"rt.repl", rt_repl_luaopen}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
   {"rt.replay", luaopen_rt_replay},
   {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 

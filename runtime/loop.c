@@ -21,7 +21,7 @@
 #include "runtime/migrate.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
-#include "runtime/repl.h"
+#include "runtime/repl/server.h"
 #include "runtime/sched.h"
 #include "runtime/store.h"
 #include "runtime/task.h"
@@ -65,7 +65,7 @@ static void stop_handles(rt_t *rt) {
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
   }
   if (rt->sched) rt_sched_close(rt);
-  rt_repl_close(rt);                                /* REPL socket + clients (repl.c); no-op without */
+  rt_repl_close(rt);                                /* REPL socket + clients (repl/server.c); no-op without */
   rt_http_server_stop(rt->http_server);             /* freed once its connections are closed */
   rt->http_server = NULL;
   if (rt->budgets) rt_budgets_close(rt->budgets);   /* persists counts; no task is left to wait */

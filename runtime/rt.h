@@ -47,7 +47,7 @@ struct rt_s {
   rt_migrate_t *migrate;    /* the series-layout migration while one runs (migrate.c); else NULL */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
-  rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
+  rt_repl_t *repl;          /* the REPL server (repl/server.c) while `candled run` listens; else NULL */
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
   struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
   void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */

@@ -1,5 +1,5 @@
 /*
-** runtime/repl.c - the REPL server: a uv_pipe_t listening on a Unix socket, one client struct per
+** runtime/repl/server.c - the REPL server: a uv_pipe_t listening on a Unix socket, one client struct per
 ** connection, frame parsing, and one task per input.
 **
 ** Lifetime: rt_repl_start mallocs the server (rt->repl) and rt_repl_close frees it once the
@@ -10,7 +10,7 @@
 ** from Lua finds clients by id (rt_repl_send), never by pointer. Output queued for a client is
 ** bounded (MAX_QUEUED): a client that stops reading is dropped.
 */
-#include "runtime/repl.h"
+#include "runtime/repl/server.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
-#include "runtime/repl_proto.h"
+#include "runtime/repl/proto.h"
 #include "runtime/task.h"
 #include "runtime/vm.h"
 
@@ -33,8 +33,7 @@ typedef struct client_s {
   uint64_t id;
   int session_ref;             /* registry ref: candled.repl session table */
   rt_task_t *task;             /* the running input (referenced), or NULL */
-  char *buf;                   /* bytes received, not yet a whole frame; owned */
-  size_t len, cap;
+  rt_repl_reader_t reader;     /* bytes received, not yet a whole frame */
   int closing;
   char rbuf[65536];            /* libuv reads into this */
   struct client_s *next;
@@ -215,6 +214,14 @@ static void client_frame(client_t *c, int type, const char *p, size_t len) {
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
+/* rt_repl_reader_feed's callback: stop once the frame closed the client. */
+static int client_frame_cb(void *ud, int type, const char *p, size_t len) {
+  client_t *c = ud;
+  if (c->closing) return 1;
+  client_frame(c, type, p, len);
+  return c->closing;
+}
+
 static void on_uv_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   client_t *c = h->data;
   (void)suggested;
@@ -228,36 +235,12 @@ static void on_uv_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
     client_close(c);
     return;
   }
-  if (c->len + (size_t)n > c->cap) {
-    size_t cap = c->cap ? c->cap : 4096;
-    while (cap < c->len + (size_t)n) cap *= 2;
-    char *nb = realloc(c->buf, cap);
-    if (!nb) {
-      client_close(c);
-      return;
-    }
-    c->buf = nb;
-    c->cap = cap;
+  int rc = rt_repl_reader_feed(&c->reader, b->base, (size_t)n, client_frame_cb, c);
+  if (rc < 0 && !c->closing) {
+    rt_log_printf(c->repl->rt->log, RT_LOG_WARN, NULL, "repl: client %llu sent a frame over %u bytes: closing it",
+                  (unsigned long long)c->id, RT_REPL_MAX_FRAME);
+    client_close(c);
   }
-  memcpy(c->buf + c->len, b->base, (size_t)n);
-  c->len += (size_t)n;
-  size_t off = 0;
-  while (!c->closing && c->len - off >= RT_REPL_HEADER) {
-    const unsigned char *h = (const unsigned char *)c->buf + off;
-    uint32_t len = rt_repl_get_length(h);
-    if (len > RT_REPL_MAX_FRAME) {
-      rt_log_printf(c->repl->rt->log, RT_LOG_WARN, NULL, "repl: client %llu sent a frame of %u bytes: closing it",
-                    (unsigned long long)c->id, len);
-      client_close(c);
-      return;
-    }
-    if (c->len - off < RT_REPL_HEADER + (size_t)len) break;
-    client_frame(c, h[0], c->buf + off + RT_REPL_HEADER, len);
-    off += RT_REPL_HEADER + (size_t)len;
-  }
-  if (c->closing) return;
-  memmove(c->buf, c->buf + off, c->len - off);
-  c->len -= off;
 }
 
 /* ---- clients -------------------------------------------------------------------------------- */
@@ -271,7 +254,7 @@ static void on_uv_client_closed(uv_handle_t *h) {
       break;
     }
   if (r->rt->L) rt_unref(r->rt, r->rt->L, c->session_ref);
-  free(c->buf);
+  rt_repl_reader_free(&c->reader);
   free(c);
   repl_maybe_free(r);
 }

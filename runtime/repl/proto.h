@@ -1,6 +1,6 @@
 /*
-** runtime/repl_proto.h - the REPL wire protocol, shared by the daemon (repl.c) and the client
-** (app/repl_client.c).
+** runtime/repl/proto.h - the REPL wire protocol, shared by the daemon (server.c) and the client
+** (client.c).
 **
 ** A stream of frames over a local Unix socket: 1 type byte (ASCII), 4 bytes of payload length
 ** (big-endian, at most RT_REPL_MAX_FRAME) and the payload (bytes, no terminator).
@@ -45,5 +45,25 @@ static inline void rt_repl_put_header(unsigned char h[RT_REPL_HEADER], int type,
 static inline uint32_t rt_repl_get_length(const unsigned char h[RT_REPL_HEADER]) {
   return (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | (uint32_t)h[4];
 }
+
+/*
+** Splitting the stream into frames (frame.c; the daemon's reader, fuzzed by
+** tests/fuzz/fuzz_repl_frames.c). A reader keeps the bytes of an incomplete frame between reads.
+*/
+typedef struct rt_repl_reader_s {
+  char *buf;                          /* bytes received, not yet a whole frame; owned */
+  size_t len, cap;
+} rt_repl_reader_t;
+
+/// Called for each whole frame; returns nonzero to stop reading (the connection is closing).
+typedef int (*rt_repl_frame_fn)(void *ud, int type, const char *payload, size_t len);
+
+/// Append n bytes and call fn for every whole frame, in order. Returns 0 when every whole frame
+/// was handed over (the rest is kept), 1 when fn stopped the reading, -1 when a header announces
+/// more than RT_REPL_MAX_FRAME or memory ran out (close the connection; nothing more is read).
+int rt_repl_reader_feed(rt_repl_reader_t *r, const char *data, size_t n, rt_repl_frame_fn fn, void *ud);
+
+/// Free the kept bytes (the reader may be fed again afterwards).
+void rt_repl_reader_free(rt_repl_reader_t *r);
 
 #endif
