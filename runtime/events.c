@@ -244,10 +244,7 @@ rt_events_sub_t *rt_events_subscribe(rt_t *rt, const char *name, const char *con
   }
   if (bad) {
     sub->closed = 1;
-    sub->next = NULL;
-    sub->bus = bus;
-    bus->subs = sub;                           /* so that _free finds it; immediately removed */
-    rt_events_sub_free(sub);
+    rt_events_sub_free(sub);                   /* not in the list yet: only freed */
     return NULL;
   }
   rt_events_sub_t **tail = &bus->subs;         /* appended: stats list in subscription order */
