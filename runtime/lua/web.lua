@@ -244,6 +244,14 @@ function M.metrics()
   local names = {}
   for k in pairs(kinds) do names[#names + 1] = k end
   table.sort(names)
+  for _, e in ipairs(require("rt.events").stats()) do     -- event subscribers (rt.events), by id
+    local l = { { "subscriber", e.name }, { "id", tostring(e.id) } }
+    sample("candled_events_delivered_total", "counter", "Events handed to the subscriber", l, e.delivered)
+    sample("candled_events_dropped_total", "counter", "Events dropped because the subscriber's queue was full", l,
+      e.dropped)
+    sample("candled_events_queued", "gauge", "Events waiting in the subscriber's queue", l, e.queued)
+    sample("candled_events_queue_capacity", "gauge", "Size of the subscriber's queue", l, e.capacity)
+  end
   sample("candled_alerts_open", "gauge", "Open alerts", { { "kind", "all" } }, #s.alerts)
   for _, k in ipairs(names) do sample("candled_alerts_open", "gauge", "Open alerts", { { "kind", k } }, kinds[k]) end
   return render()
