@@ -234,10 +234,8 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
     lua_pushstring(L, real);
     lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
   }
-  /* logging */
-  rt_config_get(L, -1, "log.level");
-  rt_log_set_level(rt->log, (rt_log_level_t)rt_log_parse_level(lua_tostring(L, -1)));
-  lua_pop(L, 1);
+  /* what a reload changes too (log level, grace, limits): the one path, also rt.vm.config_commit */
+  rt_config_apply(rt, L, -1);
   /* HTTP */
   rt_http_config_t hc = {0};
   rt_config_get(L, -1, "http.timeout");
@@ -250,10 +248,8 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
   hc.user_agent = lua_tostring(L, -1);
   rt_config_get(L, -5, "http.max_body");
   rt->http_max_body = (long)lua_tointeger(L, -1);
-  rt_config_get(L, -6, "runtime.shutdown_grace");
-  rt->shutdown_grace = lua_tonumber(L, -1);
   rt->http = rt_http_new(&rt->loop, &hc);
-  lua_pop(L, 6);
+  lua_pop(L, 5);
   if (!rt->http) {
     fprintf(stderr, "candled: cannot start the HTTP engine (libcurl)\n");
     return 1;
@@ -306,11 +302,6 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
   rt->checkpoint = rt_checkpoint_start(&rt->loop, rt->store, rt->log, 1000);
   rt_migrate_start(rt, (int)migrate_batch);         /* an old database's rows, while the loop runs */
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
-  rt_config_get(L, -1, "runtime.alert_after_failures");
-  rt->alert_after_failures = (int)lua_tointeger(L, -1);
-  rt_config_get(L, -2, "runtime.memory_limit");
-  rt->lua_mem_limit = (size_t)lua_tointeger(L, -1) << 20;   /* validated: 0..2^20 MiB */
-  lua_pop(L, 2);
   /* require: scripts/ (lib modules) and the config directory (strategies.<name>) */
   rt_config_get(L, -1, "paths.scripts");
   rt_vm_add_path(L, lua_tostring(L, -1));
