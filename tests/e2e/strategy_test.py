@@ -280,6 +280,10 @@ class Strategies(harness.Case):
         self.assertIn("strategy missed bars", err)
         live = self.query("SELECT ts, side, size, price FROM signals WHERE strategy = 'sma_cross' ORDER BY ts")
         self.assertGreater(len(live), 20)
+        st = self.candled("status", "--config", path)
+        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assertRegex(st.stdout, r"\n  sma_cross\s+live signals %d\s+last (buy|flat) BTCUSDT" % len(live))
+        self.assertRegex(st.stdout, r"\n  broken\s+live signals 0\s+none yet")
         r = self.candled("replay", "--config", path, "--strategy", "sma_cross", "--from", "2021-10-22",
                          "--to", "2021-10-25", "--out", "replayed")
         self.assertEqual(r.returncode, 0, r.stderr)
