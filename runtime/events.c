@@ -28,7 +28,6 @@ struct rt_events_s {
   int alarm_open;
 };
 
-void rt_events_series_free(rt_t *rt);   /* events_emit.c: the forming bars */
 
 static void strv_free(char **v) {
   if (!v) return;
@@ -335,7 +334,6 @@ void rt_events_close(rt_t *rt) {
     bus->subs->closed = 1;
     rt_events_sub_free(bus->subs);
   }
-  rt_events_series_free(rt);
   if (bus->alarm_open) {
     uv_close((uv_handle_t *)&bus->alarm, on_alarm_closed);   /* bus freed by the close callback */
   } else {

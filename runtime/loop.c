@@ -50,7 +50,8 @@ int rt_init(rt_t *rt, char *err, size_t errlen) {
   }
   uv_timer_init(&rt->loop, &rt->grace);
   rt->grace.data = rt;
-  rt->on_idle_stop = stop_handles;       /* task.c calls it when the last task ends while stopping */
+  rt->on_idle_stop = stop_handles;
+  rt->on_alert = rt_events_alert;        /* alerts reach the event bus (events_emit.c) */       /* task.c calls it when the last task ends while stopping */
   return 0;
 }
 
@@ -151,6 +152,7 @@ void rt_close(rt_t *rt) {
   rt_migrate_stop(rt->migrate);          /* between batches; freed in the run below */
   rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
   rt_events_close(rt);                   /* its timer closes in the run below */
+  rt_events_series_free(rt);             /* the forming bars of each series (events_emit.c) */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
   rt_ws_free(rt);                        /* lws's context is gone now; connections Lua holds stay */

@@ -58,6 +58,10 @@ struct rt_s {
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;
+  /* alert.c calls it when an alert opens or resolves (state "opened" | "resolved"); loop.c points
+  ** it at the event bus (events_emit.c), so alert.c never calls up into the bus. NULL: nobody. */
+  void (*on_alert)(rt_t *rt, const char *state, const char *kind, const char *subject, const char *level,
+                   const char *msg);
   void (*on_idle_stop)(rt_t *rt);  /* task.c calls it when the last task ends while stopping; loop.c sets it */
   uv_signal_t sig_int, sig_term;
   uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
