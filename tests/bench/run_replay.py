@@ -3,7 +3,8 @@
 (default 10 million) against plain C over SQLite on the same rows, in the same run.
 
 usage: run_replay.py --candled BUILD/candled --baseline BUILD/tests/bench/replay_baseline
-                     [--bars 10000000] [--repeat 3] [--keep DIR]
+                     [--bars 10000000] [--repeat 3] [--keep DIR]   (--keep: keep the folder, and reuse its
+                     database on the next run with the same --bars)
 
 One database: the series is catalogued through `candled eval` (db.upsert of one bar), then
 replay_baseline fills `bars` with a seeded random walk. Each repeat runs, in turn:
