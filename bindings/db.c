@@ -31,7 +31,7 @@
 #include "runtime/store_series.h"
 
 static rt_store_t *check_store(lua_State *L, const char *fn) {
-  rt_store_t *s = rt_from_lua(L)->store;
+  rt_store_t *s = rt_store_of(rt_from_lua(L));
   if (!s) luaL_error(L, "%s: no database is open", fn);
   return s;
 }

@@ -63,7 +63,7 @@ static int step_all(lua_State *L) {
 
 static int rtl_replay_bars(lua_State *L) {
   static const char *const keys[6] = {"ts", "open", "high", "low", "close", "volume"};
-  rt_store_t *s = rt_from_lua(L)->store;
+  rt_store_t *s = rt_store_of(rt_from_lua(L));
   if (!s) return luaL_error(L, "replay.bars: no database is open");
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);

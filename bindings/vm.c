@@ -39,7 +39,7 @@ static int rtl_vm_task_slice(lua_State *L) {
 }
 
 static int rtl_vm_stopping(lua_State *L) {
-  lua_pushboolean(L, rt_from_lua(L)->stopping);
+  lua_pushboolean(L, rt_stopping(rt_from_lua(L)));
   return 1;
 }
 
@@ -52,7 +52,7 @@ static int rtl_vm_config_load(lua_State *L) {
   /* The chunk runs on a thread of its own under a time limit (the task slice where slices are on):
   ** an endless loop fails this load, never the calling task, which gets a fresh slice afterwards. */
   double slice = rt_vm_task_slice(L);
-  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  rt_task_t *t = rt_task_running(rt_from_lua(L));
   int rc = rt_config_load_limited(L, path, 1, environ, slice > 0 ? slice : RT_CONFIG_TIME_LIMIT, err, sizeof err);
   rt_task_restart_slice(t);
   if (rc < 0) return rtl_push_fail(L, err, "CONFIG");

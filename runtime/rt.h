@@ -115,6 +115,24 @@ double rt_monotonic(void);
 /// The stable upper-case name of an errno value ("ENOENT", "EACCES"...), for `nil, msg, CODE`.
 const char *rt_errno_name(int err);
 
+/// What bindings read of the context, instead of its fields (NULL where not set up: no database
+/// outside a configured run, no scheduler outside `candled run`...).
+rt_store_t *rt_store_of(rt_t *rt);
+rt_budgets_t *rt_budgets_of(rt_t *rt);
+rt_log_t *rt_log_of(rt_t *rt);
+rt_http_t *rt_http_of(rt_t *rt);
+rt_sched_t *rt_sched_of(rt_t *rt);
+uv_loop_t *rt_loop_of(rt_t *rt);
+/// The Lua state (NULL once it is closed at shutdown).
+lua_State *rt_lua_of(rt_t *rt);
+/// The loop's cached clock in milliseconds (uv_now), for deadlines measured on the loop.
+double rt_loop_now_ms(rt_t *rt);
+/// The default body limit of rt.http (config http.max_body), and 1 once shutdown began.
+long rt_http_max_body(rt_t *rt);
+int rt_stopping(rt_t *rt);
+/// The task whose coroutine runs now (also from inside a script's own coroutine), or NULL.
+rt_task_t *rt_task_running(rt_t *rt);
+
 /// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
 /// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.
 #define RT_MS_MAX 1000000000000.0
