@@ -23,6 +23,7 @@ return {
       symbols = { "BTCUSDT", "ETHUSDT" },   -- and/or quote_assets = { "USDT" } for every USDT pair
       intervals = { "1m", "30m", "1d" },
       history_days = 30,               -- or "listing"
+      ws_enabled = true,               -- live 1m klines over WebSocket (scripts/binance/stream.lua)
     },
     binance_usdm = {
       base_url = "https://fapi.binance.com",
@@ -30,12 +31,14 @@ return {
       intervals = { "30m", "1d" },
       history_days = 365,
       ratio_period = "5m",             -- top-trader and global long/short ratios, 30 days kept
+      ws_enabled = true,
     },
     binance_coinm = {
       base_url = "https://dapi.binance.com",
       symbols = { "BTCUSD_PERP" },
       intervals = { "30m", "1d" },
       history_days = 365,
+      ws_enabled = true,
     },
     -- GeckoTerminal (Solana DEX pools): scripts/geckoterminal/. DEXes daily, the top pools of each
     -- configured DEX hourly; OHLCV, history and trades for the pools of the watchlist file

@@ -218,6 +218,16 @@ static int on_receive(rt_ws_conn_t *c, struct lws *wsi, const char *in, size_t l
   return 0;
 }
 
+/* Our close: lws sends the close frame (1000), waits for the server's, then hangs up. Not by
+** returning -1 from a callback: with libuv, lws 4.1 then drops the socket before the frame left.
+** Outside lws's callbacks (`now`) the close starts at once; inside one it starts from lws's timeout
+** a second later (0 would cancel the timeout instead). */
+static void start_close(rt_ws_conn_t *c, int now) {
+  c->closing = 0;
+  lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+  lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, now ? LWS_TO_KILL_SYNC : 1);
+}
+
 static int on_writeable(rt_ws_conn_t *c, struct lws *wsi) {
   out_t *o = c->ohead;
   if (o) {
@@ -232,13 +242,11 @@ static int on_writeable(rt_ws_conn_t *c, struct lws *wsi) {
     c->obytes -= o->len;
     free(o);
     c->stats.sent++;
-    if (c->ohead || c->closing) lws_callback_on_writable(wsi);
+    if (c->ohead) lws_callback_on_writable(wsi);
+    else if (c->closing) start_close(c, 0);
     return 0;
   }
-  if (c->closing) {
-    lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
-    return -1;
-  }
+  if (c->closing) start_close(c, 0);
   return 0;
 }
 
@@ -577,7 +585,8 @@ void rt_ws_close(rt_ws_conn_t *c) {
   if (c->wsi) {
     if (c->state == RT_WS_OPEN) {
       c->closing = 1;
-      lws_callback_on_writable(c->wsi);
+      if (c->ohead) lws_callback_on_writable(c->wsi);   /* what was queued goes first */
+      else start_close(c, 1);
     } else {
       lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     }

@@ -40,9 +40,14 @@ local SIDES = { buy = true, sell = true, flat = true }
 local TF_UNIT = { s = 1, m = 60, h = 3600, d = 86400, w = 604800 }
 
 -- Seconds of a timeframe ("1m", "4h", "1d"), or nil.
+local tf_known = {}
 function M.tf_seconds(tf)
+  local s = tf_known[tf]
+  if s then return s end
   local n, u = tostring(tf):match("^(%d+)([smhdw])$")
-  return n and tonumber(n) * TF_UNIT[u] or nil
+  s = n and tonumber(n) * TF_UNIT[u] or nil
+  if s and type(tf) == "string" then tf_known[tf] = s end
+  return s
 end
 
 function M.load(name)
@@ -155,9 +160,9 @@ local SIGNALS = [[CREATE TABLE IF NOT EXISTS signals (
 local SIGNAL_INSERT = [[INSERT INTO signals (strategy, source, instrument, timeframe, ts, side, size, reason,
   price, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]]
 local WARM = [[SELECT ts, open, high, low, close, volume FROM candles WHERE source = ? AND instrument = ?
-  AND timeframe = ? AND ts <= ? ORDER BY ts DESC LIMIT ?]]
+  AND timeframe = ? AND ts <= ? AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts DESC LIMIT ?]]
 local WARM_ANY = [[SELECT source, ts, open, high, low, close, volume FROM candles WHERE instrument = ?
-  AND timeframe = ? AND ts <= ? ORDER BY ts DESC LIMIT ?]]
+  AND timeframe = ? AND ts <= ? AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts DESC LIMIT ?]]
 
 local states = {}          -- ctx.state by strategy: outlives the module's code (hot reload)
 local runners = {}         -- by strategy: {sub, ctx, last = {series key = ts}}
@@ -188,6 +193,7 @@ end
 -- One bar for a live runner: bars of a series at or before the last one fed are skipped (a
 -- corrected bar or a warm-up bar that also arrived as an event), so each bar is fed once.
 local function live_bar(r, bar)
+  if bar.open == nil or bar.close == nil then return end   -- an all-null minute: no price (as in replay)
   local key = bar.source .. "\31" .. bar.instrument .. "\31" .. bar.timeframe
   local last = r.last[key]
   if last and bar.ts <= last then return end

@@ -105,8 +105,8 @@ local function spec(market)
 end
 local SPECS = { spot = spec("spot"), usdm = spec("usdm"), coinm = spec("coinm") }
 
--- Checked options of sources.binance_<market>; keys starting with `ws_` or `stream_` belong to the
--- WebSocket script and are left to it.
+-- Checked options of sources.binance_<market>; keys `ws`, `ws_*`, `stream*` (but `ws_url`) belong
+-- to the WebSocket script (scripts/binance/stream.lua), which checks them: they are passed through.
 function B.options(market, cfg)
   local m = B.MARKETS[market]
   if not m then error(("binance: unknown market '%s' (spot, usdm, coinm)"):format(tostring(market)), 2) end
@@ -114,7 +114,8 @@ function B.options(market, cfg)
   if type(cfg) ~= "table" then error(("sources.%s: must be a table"):format(m.source), 0) end
   local mine, theirs = {}, {}
   for k, v in pairs(cfg) do
-    if type(k) == "string" and (k:match("^ws_") or k:match("^stream_")) and k ~= "ws_url" then theirs[k] = v
+    if type(k) == "string" and k ~= "ws_url" and (k == "ws" or k:match("^ws_") or k:match("^stream")) then
+      theirs[k] = v
     else mine[k] = v end
   end
   local o = kit.options(m.source, SPECS[market], mine)
@@ -162,8 +163,8 @@ local function error_text(doc)
   if doc.msg then return ("%s (code %s)"):format(doc.msg, tostring(doc.code)) end
 end
 
-function B.get(o, path, label, query, weight, priority)
-  return kit.get(o.base_url .. path, label, { query = query, budget = o.budget, weight = weight,
+function B.get(o, path, label, query, weight, priority, budget_name)
+  return kit.get(o.base_url .. path, label, { query = query, budget = budget_name or o.budget, weight = weight,
     priority = priority or "realtime", source = o.source, error_text = error_text,
     decode = false })
 end
@@ -545,7 +546,7 @@ function B.ratio_series(o, instrument, kind, path, now)
   while from <= last do
     local res, err, code = B.get(o, path, ("%s %s %s"):format(o.source, kind, instrument),
       { [key] = instrument, period = o.ratio_period, startTime = from * 1000, limit = 500 },
-      o.market == "coinm" and 1 or 0, newest and "realtime" or "backfill")
+      1, newest and "realtime" or "backfill", o.ratio_budget)
     if not res then return nil, err, code end
     local ok, doc = pcall(json.decode, res.body)
     if not ok or type(doc) ~= "table" then return nil, ("%s %s: not JSON"):format(kind, instrument), "JSON" end
@@ -579,6 +580,14 @@ function B.ratios(o, ctx)
   if not B.refreshed(o) then
     ok, err, code = B.refresh(o)
     if not ok then return nil, err, code end
+  end
+  -- USDT-M ratios weigh 0 but have a limit of their own: 1,000 requests in 5 minutes, in a budget
+  -- of their own (budgets.<budget>_ratios in config.lua wins); COIN-M's weigh 1 in the market's
+  if o.market == "usdm" then
+    o.ratio_budget = o.budget .. "_ratios"
+    budget.define(o.ratio_budget, { windows = { { per = "5m", limit = 1000 } }, reserve = 0.05,
+      backoff = { base = 1, cap = 300 }, breaker = { failures = 5, cooldown = 60 },
+      ban = { after_429s = 2, duration = 600 } })
   end
   local rows = B.selected(o)
   local work, seen = {}, {}

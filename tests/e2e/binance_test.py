@@ -191,6 +191,26 @@ end""", timeout=60)
             self.assertEqual(vals, [float(k[i]) for i in (1, 2, 3, 4, 5)], ts)
         self.assertGreaterEqual(len(held), 3, "one call a second: the newest bar read again with the new ones")
 
+    def test_fill_stores_the_closed_bars_of_a_range_only(self):
+        # what the WebSocket script calls after a reconnect: the minutes it missed, up to now
+        cfg = self.config(usdm={"symbols": ["BTCUSDT"]})
+        out = self.eval(cfg, """
+local time = require 'rt.time'
+local now = time.now()
+local from = (math.floor(now / 60) - 30) * 60
+print(from, assert(B.fill('usdm', 'BTCUSDT', '1m', from * 1000, (math.floor(now / 60) + 5) * 60000)), now)""")
+        frm, n, now = out.split()
+        frm, n, now = int(frm), int(n), float(now)
+        rows = self.query("SELECT ts, open, close, volume FROM candles WHERE source = 'binance_usdm' ORDER BY ts")
+        self.assertEqual(len(rows), n)
+        self.assertEqual(rows[0][0], frm)
+        self.assertLessEqual(rows[-1][0] + 60, now - 1, "closed before the call less the skew margin")
+        self.assertGreaterEqual(rows[-1][0] + 60, now - 61)
+        self.assertEqual([r[0] for r in rows], list(range(frm, rows[-1][0] + 1, 60)))
+        for ts, o, c, v in rows[-3:]:
+            k = self.bar("usdm", "BTCUSDT", "1m", ts)
+            self.assertEqual((o, c, v), (float(k[1]), float(k[4]), float(k[5])))
+
     # ---- ratios
 
     def test_ratios_thirty_days_by_symbol_and_by_pair_timestamps_number_or_string(self):
@@ -210,6 +230,9 @@ end""", timeout=60)
         reqs = self.mock.requests()
         coinm = [r for r in reqs if r["path"].startswith("/futures/data/") and "pair" in r["query"]]
         self.assertEqual({r["query"]["pair"] for r in coinm}, {"BTCUSD"}, "COIN-M by pair, once for both contracts")
+        usdm = [r for r in reqs if r["path"].startswith("/futures/data/") and "symbol" in r["query"]]
+        self.assertEqual(self.query("SELECT sum(requests) FROM budget_metrics WHERE budget = 'binance_usdm_ratios'"),
+                         [(len(usdm),)], "USDT-M ratios count in a budget of their own (1,000 in 5 minutes)")
         self.assertEqual(self.state()["markets"]["coinm"]["by_path"]["/futures/data/topLongShortPositionRatio"],
                          -(-8640 // 500))
         # the next run asks from the newest stored period only; string timestamps are accepted

@@ -30,14 +30,17 @@ Each connection lives `lifetime` mock seconds (86400: Binance's 24 h), then the 
 Control (plain HTTP on the same port):
   POST /_mock/ws {"scale":, "start_ms":, "tick":, "lifetime":, "ping_every":, "pong_within":,
                   "max_streams":,
-                  "drop": {"at": second-of-minute | null},   cut every open connection (no close
-                                                             frame) when the mock clock next reaches
-                                                             that second of a minute (null: now)
-                  "silent": mock seconds}                    open connections send nothing (no
+                  "drop": {"at": second-of-minute | null,    cut every open connection (no close
+                           "down": mock seconds},            frame) when the mock clock next reaches
+                                                             that second of a minute (null: now),
+                                                             then refuse new ones for `down` seconds
+                  "silent": mock seconds,                    open connections send nothing (no
                                                              data, no pings) for that long
+                  "down": mock seconds}                      new connections are refused (HTTP 503)
+                                                             for that long (an outage)
   GET  /_mock/ws   {"now_ms", "connections": [{id, path, streams, opened_ms, closed_ms, closed_by
                    ("client" | "drop" | "lifetime" | "no_pong" | "eof"), sent, finals, pings, pongs}],
-                   "served": {"<stream>": [open times of the k.x=true bars sent]}}
+                   "served": {"<stream>": [open times of the k.x=true bars sent]}, "refused": n}
   POST /_mock/reset  everything back to the command line's settings
 """
 import argparse
@@ -79,7 +82,10 @@ class State:
         self.ping_every = self.pong_within = None      # per market unless set
         self.max_streams = 1024
         self.drop_at = None                              # second of a minute of a pending drop
+        self.down_after_drop = 0
         self.silent_until = 0.0                          # mock ms
+        self.down_until = 0.0                            # mock ms
+        self.refused = 0                                 # handshakes refused while down
         self.conns = []
         self.served = {}
         self.next_id = 1
@@ -95,8 +101,12 @@ class State:
             self.scale = float(scale)
 
     def drop_all(self):
-        """Cut every open connection without a close frame (once)."""
+        """Cut every open connection without a close frame (once); then refuse new ones for
+        `down_after_drop` mock seconds."""
         self.drop_at = None
+        if self.down_after_drop:
+            self.down_until = self.now_ms() + self.down_after_drop * 1000
+            self.down_after_drop = 0
         for c in self.conns:
             if not c.ws.closed:
                 c.end("drop")
@@ -138,6 +148,8 @@ class Conn:
                 "pongs": len(self.ws.pongs)}
 
     def end(self, by):
+        if by == "eof" and self.ws.close_received is not None:
+            by = "client"
         if self.closed_by is None:
             self.closed_by, self.closed_ms = by, self.st.now_ms()
 
@@ -185,8 +197,7 @@ class Conn:
                 try:
                     await ws.writer.drain()
                 except ConnectionError:
-                    self.end("eof")
-                    return
+                    return                               # the reader tells how it ended
             else:
                 for name, _, _, iv in self.streams:      # silence loses the closes of that time
                     cur[name] = int(now // iv * iv)
@@ -211,16 +222,19 @@ async def control(st, req, writer):
                 setattr(st, k, spec[k])
         if "drop" in spec:
             at = (spec["drop"] or {}).get("at")
+            st.down_after_drop = float((spec["drop"] or {}).get("down", 0))
             if at is None:
                 st.drop_all()
             else:
                 st.drop_at = int(at)
+        if "down" in spec:
+            st.down_until = st.now_ms() + float(spec["down"]) * 1000
         if "silent" in spec:
             st.silent_until = st.now_ms() + float(spec["silent"]) * 1000
         out = {"ok": True, "now_ms": int(st.now_ms())}
     elif req.path == "/_mock/ws" and req.method == "GET":
         out = {"now_ms": int(st.now_ms()), "scale": st.scale, "connections": [c.info() for c in st.conns],
-               "served": st.served}
+               "served": st.served, "refused": st.refused}
     else:
         out = {"error": "not found", "path": req.path}
     data = json.dumps(out).encode()
@@ -241,6 +255,10 @@ async def handle(st, reader, writer):
         await control(st, req, writer)
         return
     market = ROUTES.get(req.path)
+    if market is not None and st.now_ms() < st.down_until:
+        st.refused += 1
+        await wsproto.reject(writer, 503, "Service Unavailable")
+        return
     if market is None:
         await wsproto.reject(writer, 404, "Not Found")
         return
@@ -275,12 +293,14 @@ async def handle(st, reader, writer):
     rd = asyncio.ensure_future(reader_loop())
     try:
         await conn.run()
-    except wsproto.Closed:
-        conn.end("eof")
+        await asyncio.wait_for(asyncio.shield(rd), 1.0)  # a close frame may still be in the buffer
+    except (wsproto.Closed, asyncio.TimeoutError):
+        pass
     except asyncio.CancelledError:                       # the mock is stopping
         pass
     finally:
         rd.cancel()
+        conn.end("eof")
         writer.close()
 
 

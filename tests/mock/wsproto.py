@@ -104,6 +104,7 @@ class WS:
         self.auto_pong = auto_pong
         self.pings, self.pongs = [], []
         self.closed = False
+        self.close_received = None                       # the client's close code, once one came
 
     async def send_frame(self, op, payload, fin=True):
         if self.closed:
@@ -183,6 +184,7 @@ class WS:
                     self.pongs.append(data)
                 elif op == OP_CLOSE:
                     code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                    self.close_received = code
                     await self.close(code if code != 1005 else 1000)
                     raise Closed(code, data[2:].decode("utf-8", "replace"))
                 else:
