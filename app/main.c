@@ -6,7 +6,7 @@
 **   candled backfill  [--config F] ARG...      subcommands that scripts provide (a script's
 **   candled watchlist [--config F] ARG...      `commands` table; runtime/lua/cli.lua)
 **   candled export    [--config F] qlib ARG...
-**   candled repl   [--config F] [--socket P]    a REPL into the running daemon (repl_client.c)
+**   candled repl   [--config F] [--socket P]    a REPL into the running daemon (runtime/repl/client.c)
 **   candled reload [--config F] [--socket P] [NAME]   reload scripts through that socket
 **   candled help [COMMAND]
 **   candled --version
@@ -36,8 +36,9 @@
 #include "runtime/http_server.h"
 #include "runtime/log.h"
 #include "runtime/migrate.h"
-#include "runtime/repl.h"
-#include "app/repl_client.h"
+#include "runtime/repl/link.h"
+#include "runtime/repl/server.h"
+#include "runtime/repl/client.h"
 #include "runtime/rt.h"
 #include "runtime/sched.h"
 #include "runtime/sd_notify.h"
@@ -54,7 +55,7 @@ static const rt_vm_module_t modules[] = {
   {"rt.fs", luaopen_rt_fs},     {"rt.csv", luaopen_rt_csv},   {"rt.config", luaopen_rt_config},
   {"rt.sched", luaopen_rt_sched}, {"rt.budget", luaopen_rt_budget}, {"rt.alert", luaopen_rt_alert},
   {"rt.vm", luaopen_rt_vm}, {"rt.watch", luaopen_rt_watch}, {"rt.column", luaopen_rt_column},
-  {"rt.repl", luaopen_rt_repl}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
+  {"rt.repl", rt_repl_luaopen}, {"rt.backup", luaopen_rt_backup}, {"rt.events", luaopen_rt_events},
   {"rt.replay", luaopen_rt_replay},
   {"rt.ws", luaopen_rt_ws}, {NULL, NULL}};
 
@@ -233,10 +234,8 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
     lua_pushstring(L, real);
     lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY ".file");
   }
-  /* logging */
-  rt_config_get(L, -1, "log.level");
-  rt_log_set_level(rt->log, (rt_log_level_t)rt_log_parse_level(lua_tostring(L, -1)));
-  lua_pop(L, 1);
+  /* what a reload changes too (log level, grace, limits): the one path, also rt.vm.config_commit */
+  rt_config_apply(rt, L, -1);
   /* HTTP */
   rt_http_config_t hc = {0};
   rt_config_get(L, -1, "http.timeout");
@@ -249,10 +248,8 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
   hc.user_agent = lua_tostring(L, -1);
   rt_config_get(L, -5, "http.max_body");
   rt->http_max_body = (long)lua_tointeger(L, -1);
-  rt_config_get(L, -6, "runtime.shutdown_grace");
-  rt->shutdown_grace = lua_tonumber(L, -1);
   rt->http = rt_http_new(&rt->loop, &hc);
-  lua_pop(L, 6);
+  lua_pop(L, 5);
   if (!rt->http) {
     fprintf(stderr, "candled: cannot start the HTTP engine (libcurl)\n");
     return 1;
@@ -305,11 +302,6 @@ static int setup(rt_t *rt, const char *config_path, int explicit_config, int rec
   rt->checkpoint = rt_checkpoint_start(&rt->loop, rt->store, rt->log, 1000);
   rt_migrate_start(rt, (int)migrate_batch);         /* an old database's rows, while the loop runs */
   rt_budgets_load(rt->budgets);                /* persisted quotas and bans */
-  rt_config_get(L, -1, "runtime.alert_after_failures");
-  rt->alert_after_failures = (int)lua_tointeger(L, -1);
-  rt_config_get(L, -2, "runtime.memory_limit");
-  rt->lua_mem_limit = (size_t)lua_tointeger(L, -1) << 20;   /* validated: 0..2^20 MiB */
-  lua_pop(L, 2);
   /* require: scripts/ (lib modules) and the config directory (strategies.<name>) */
   rt_config_get(L, -1, "paths.scripts");
   rt_vm_add_path(L, lua_tostring(L, -1));

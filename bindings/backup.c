@@ -64,11 +64,11 @@ static int l_take(lua_State *L) {
   const char *dest = luaL_checkstring(L, 1);
   rt_t *rt = rt_from_lua(L);
   rt_task_t *t = rt_task_check_can_park(L, "backup.take");
-  if (!rt->store) return luaL_error(L, "backup.take: no database is open");
+  if (!rt_store_of(rt)) return luaL_error(L, "backup.take: no database is open");
   waiter_t *w = calloc(1, sizeof *w);
   if (!w) return luaL_error(L, "backup.take: out of memory");
   w->t = t;
-  w->job = rt_backup_queue(&rt->loop, rt_store_path(rt->store), dest, on_backup_done, w);
+  w->job = rt_backup_queue(rt_loop_of(rt), rt_store_path(rt_store_of(rt)), dest, on_backup_done, w);
   if (!w->job) {
     free(w);
     return rtl_push_fail(L, "backup.take: cannot queue the backup", "BACKUP_FAILED");
@@ -100,12 +100,12 @@ static void on_check_done(void *ud, int ok, const char *problem) {
 static int l_quick_check(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
   rt_task_t *t = rt_task_check_can_park(L, "backup.quick_check");
-  if (!rt->store) return luaL_error(L, "backup.quick_check: no database is open");
+  if (!rt_store_of(rt)) return luaL_error(L, "backup.quick_check: no database is open");
   waiter_t *w = calloc(1, sizeof *w);
   if (!w) return luaL_error(L, "backup.quick_check: out of memory");
   w->t = t;
   w->is_check = 1;
-  w->job = rt_check_queue(&rt->loop, rt_store_path(rt->store), on_check_done, w);
+  w->job = rt_check_queue(rt_loop_of(rt), rt_store_path(rt_store_of(rt)), on_check_done, w);
   if (!w->job) {
     free(w);
     return rtl_push_fail(L, "backup.quick_check: cannot queue the check", "UNREADABLE");
@@ -117,8 +117,8 @@ static int l_quick_check(lua_State *L) {
 
 static int l_database(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
-  if (!rt->store) return 0;
-  lua_pushstring(L, rt_store_path(rt->store));
+  if (!rt_store_of(rt)) return 0;
+  lua_pushstring(L, rt_store_path(rt_store_of(rt)));
   return 1;
 }
 

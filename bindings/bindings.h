@@ -32,7 +32,6 @@ int luaopen_rt_ws(lua_State *L);
 int luaopen_rt_replay(lua_State *L);   /* private: candled replay (runtime/lua/replay.lua) */
 int luaopen_rt_vm(lua_State *L);      /* private to the runtime's embedded Lua */
 int luaopen_rt_watch(lua_State *L);   /* private to the runtime's embedded Lua */
-int luaopen_rt_repl(lua_State *L);    /* private: the REPL's link to runtime/repl.c */
 int luaopen_rt_backup(lua_State *L);  /* private: backups and checks (runtime/lua/backup.lua) */
 
 /* The registry key under which main.c stores the validated config table. */

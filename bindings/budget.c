@@ -22,7 +22,7 @@
 static rt_budget_t *check_budget(lua_State *L, int idx, const char *fn) {
   rt_t *rt = rt_from_lua(L);
   const char *name = luaL_checkstring(L, idx);
-  rt_budget_t *b = rt_budget_find(rt->budgets, name);
+  rt_budget_t *b = rt_budget_find(rt_budgets_of(rt), name);
   if (!b) luaL_error(L, "%s: unknown budget '%s' (declare it under budgets in config.lua)", fn, name);
   return b;
 }
@@ -38,13 +38,13 @@ void rtl_budget_opts(lua_State *L, int o, const char *fn, double *weight, int *p
 
 static int rtl_budget_status(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
-  rtl_budget_push_status(L, rt->budgets, lua_isnoneornil(L, 1) ? NULL : check_budget(L, 1, "budget.status"));
+  rtl_budget_push_status(L, rt_budgets_of(rt), lua_isnoneornil(L, 1) ? NULL : check_budget(L, 1, "budget.status"));
   return 1;
 }
 
 static int rtl_budget_names(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
-  rtl_budget_push_status(L, rt->budgets, NULL);   /* {name = status}: keep the keys, sorted */
+  rtl_budget_push_status(L, rt_budgets_of(rt), NULL);   /* {name = status}: keep the keys, sorted */
   rtl_push_sorted_keys(L, -1, "budget.names", NULL);
   return 1;
 }
@@ -109,9 +109,9 @@ static int rtl_budget_define_fn(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
   const char *name = luaL_checkstring(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
-  if (!rt->budgets) return luaL_error(L, "budget.define: budgets are not set up");
+  if (!rt_budgets_of(rt)) return luaL_error(L, "budget.define: budgets are not set up");
   char err[512], where[160];
-  if (!rt_budget_find(rt->budgets, name)) {
+  if (!rt_budget_find(rt_budgets_of(rt), name)) {
     lua_settop(L, 2);
     lua_newtable(L);                           /* 3: a copy: validation fills in defaults */
     lua_pushnil(L);
@@ -125,7 +125,7 @@ static int rtl_budget_define_fn(lua_State *L) {
       return luaL_error(L, "%s", err);
     if (!rtl_budget_define(L, name, 3, err, sizeof err)) return luaL_error(L, "%s", err);
   }
-  rtl_budget_push_status(L, rt->budgets, rt_budget_find(rt->budgets, name));
+  rtl_budget_push_status(L, rt_budgets_of(rt), rt_budget_find(rt_budgets_of(rt), name));
   return 1;
 }
 

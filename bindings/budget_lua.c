@@ -73,7 +73,7 @@ static rt_budget_t *create_from(lua_State *L, rt_t *rt, const char *name, int t,
     lua_pop(L, 1);
   }
   sp.windows = win;
-  rt_budget_t *b = rt_budget_create(rt->budgets, name, &sp, msg, sizeof msg);
+  rt_budget_t *b = rt_budget_create(rt_budgets_of(rt), name, &sp, msg, sizeof msg);
   lua_settop(L, t);
   if (!b) snprintf(err, errlen, "%s.%s", where, msg);
   return b;

@@ -7,7 +7,8 @@
 **   cols, n, err, code  = db.columns(sql, ...)       -- {col = {v1, v2, ...}, ...}, row count: one
 **                                                    -- array per column (NULL leaves a hole), no
 **                                                    -- table per row (exports read millions)
-**   ins, upd, err, code = db.upsert(table, rows, {keys={...} [, columns={...}] [, update=false]})
+**   ins, upd, err, code = db.upsert(table, rows, {keys={...} [, columns={...}] [, update=false]
+**                                                 [, keep={...}]})  -- keep: columns an update leaves
 **   ...                 = db.tx(fn, ...)             -- fn's results; rolls back and re-raises on error
 **   version, err, code  = db.migrate(name, {step1, step2, ...})   -- steps: SQL text or function()
 **   path                = db.path()
@@ -30,7 +31,7 @@
 #include "runtime/store_series.h"
 
 static rt_store_t *check_store(lua_State *L, const char *fn) {
-  rt_store_t *s = rt_from_lua(L)->store;
+  rt_store_t *s = rt_store_of(rt_from_lua(L));
   if (!s) luaL_error(L, "%s: no database is open", fn);
   return s;
 }
@@ -180,7 +181,8 @@ static const char *list_name(lua_State *L, int list, int i) {
   return name;
 }
 
-/* Build the two statements of an upsert: insert-or-ignore and update-if-different. */
+/* Build the two statements of an upsert: insert-or-ignore and update-if-different. iskey[i]: 1 for a
+** key column, 2 for a `keep` column (written on insert, never updated), 0 for the others. */
 static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int keys, int nkeys,
                        char *iskey, int do_update) {
   luaL_Buffer b;
@@ -202,7 +204,9 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
   luaL_addstring(&b, ") DO NOTHING");
   luaL_pushresult(&b);                         /* [insert] */
   luaL_buffinit(L, &b);
-  if (do_update && ncol > nkeys) {             /* UPDATE t SET a=?1,b=?2 WHERE k=?3 AND (a IS NOT ?1 OR ...) */
+  int nset = 0;
+  for (int i = 1; i <= ncol; i++) nset += iskey[i] == 0;
+  if (do_update && nset > 0) {                 /* UPDATE t SET a=?1,b=?2 WHERE k=?3 AND (a IS NOT ?1 OR ...) */
     luaL_addstring(&b, "UPDATE ");
     luaL_addstring(&b, table);
     luaL_addstring(&b, " SET ");
@@ -216,7 +220,7 @@ static void upsert_sql(lua_State *L, const char *table, int cols, int ncol, int 
     luaL_addstring(&b, " WHERE ");
     first = 1;
     for (int i = 1; i <= ncol; i++) {
-      if (!iskey[i]) continue;
+      if (iskey[i] != 1) continue;
       lua_pushfstring(L, "%s%s = ?%d", first ? "" : " AND ", list_name(L, cols, i), i);
       luaL_addvalue(&b);
       first = 0;
@@ -333,7 +337,7 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
 
 /* db.upsert(table, rows, {keys=..., columns=..., update=true}) -> inserted, updated */
 static int rtl_db_upsert(lua_State *L) {
-  static const char *const allowed[] = {"keys", "columns", "update", NULL};
+  static const char *const allowed[] = {"keys", "columns", "update", "keep", NULL};
   rt_store_t *s = check_store(L, "db.upsert");
   const char *table = check_ident(L, 1, "table");
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -375,6 +379,21 @@ static int rtl_db_upsert(lua_State *L) {
     if (!found) luaL_error(L, "db.upsert: key '%s' is not among the columns", lua_tostring(L, -1));
     lua_pop(L, 1);
   }
+  if (lua_getfield(L, 3, "keep") != LUA_TNIL) {   /* columns an update leaves as stored */
+    if (!lua_istable(L, -1)) luaL_error(L, "db.upsert: option 'keep' must be a list of column names");
+    if (rt_store_series_table(table)) luaL_error(L, "db.upsert %s: option 'keep' is not supported here", table);
+    for (int k = 1; k <= (int)lua_rawlen(L, -1); k++) {
+      lua_rawgeti(L, -1, k);
+      check_ident(L, -1, "keep column");
+      for (int i = 1; i <= ncol; i++) {
+        lua_rawgeti(L, cols, i);
+        if (lua_rawequal(L, -1, -2) && !iskey[i]) iskey[i] = 2;
+        lua_pop(L, 1);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
   if (rt_store_series_table(table)) return upsert_series(L, s, table, 2, cols, ncol, keys, nkeys, do_update);
   upsert_sql(L, table, cols, ncol, keys, nkeys, iskey, do_update);  /* 6 insert, 7 update */
   size_t ulen;

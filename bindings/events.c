@@ -86,7 +86,7 @@ static void wake(rt_events_sub_t *sub) {
 static void cancel_wait(void *ud) { ((rt_events_sub_t *)ud)->waiter = NULL; }
 
 static void on_task_done(rt_task_t *t, void *ud) {
-  rt_events_sub_t *sub = rt_events_sub_find(t->rt, (uint64_t)(uintptr_t)ud);
+  rt_events_sub_t *sub = rt_events_sub_find(rt_task_rt(t), (uint64_t)(uintptr_t)ud);
   if (!sub) return;
   sub->closed = 1;
   sub->waiter = NULL;
@@ -163,7 +163,7 @@ static int rtl_events_subscribe(lua_State *L) {
   rtl_check_opts(L, 3, "events.subscribe", allowed);
   int cap = (int)rtl_opt_range(L, 3, "queue", 1024, 1, 1000000, "events.subscribe");
   rt_task_t *cur = rt_task_current(L);
-  const char *dflt = cur ? cur->name : "eval";
+  const char *dflt = cur ? rt_task_name(cur) : "eval";
   const char *name = rtl_opt_string(L, 3, "name", dflt, "events.subscribe");
   lua_settop(L, 3);
   const char *kinds[MAX_VALUES + 1], *fkeys[MAX_FILTER + 1];

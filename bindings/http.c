@@ -150,7 +150,7 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
     luaL_error(L, "%s: option 'method' must be an HTTP method token, got '%s'", fn, opts.method);
   opts.timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "timeout", 0, 0, 86400, fn));
   opts.connect_timeout_ms = (long)rt_ms(rtl_opt_range(L, o, "connect_timeout", 0, 0, 3600, fn));
-  opts.max_body = (long)rtl_opt_range(L, o, "max_body", (double)rt->http_max_body, 0, 1073741824.0, fn);
+  opts.max_body = (long)rtl_opt_range(L, o, "max_body", (double)rt_http_max_body(rt), 0, 1073741824.0, fn);
   if (has_o && lua_getfield(L, o, "body") != LUA_TNIL) {       /* stays on the stack: alive */
     if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "%s: option 'body' must be a string", fn);
     opts.body = lua_tolstring(L, -1, &opts.body_len);
@@ -189,10 +189,10 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
   const char *code;
   char errbuf[256];
   const char *budget = rtl_opt_string(L, o, "budget", NULL, fn);
-  if (!rt->http) return rtl_push_fail(L, "http: the engine is shut down", "ECANCELED");
+  if (!rt_http_of(rt)) return rtl_push_fail(L, "http: the engine is shut down", "ECANCELED");
   if (budget) {
-    rt_request_opts_t ro = {opts, 1, RT_PRIO_REALTIME, t->root->name};
-    rt_budget_t *b = rt_budget_find(rt->budgets, budget);
+    rt_request_opts_t ro = {opts, 1, RT_PRIO_REALTIME, rt_task_run_name(t)};
+    rt_budget_t *b = rt_budget_find(rt_budgets_of(rt), budget);
     if (!b) luaL_error(L, "%s: unknown budget '%s' (declare it under budgets in config.lua)", fn, budget);
     int prio;
     rtl_budget_opts(L, o, fn, &ro.weight, &prio);
@@ -206,7 +206,7 @@ static int start(lua_State *L, int o, int url_idx, const char *fn) {
   if (has_o && (lua_getfield(L, o, "weight") != LUA_TNIL || lua_getfield(L, o, "priority") != LUA_TNIL))
     luaL_error(L, "%s: options 'weight' and 'priority' need a 'budget'", fn);
   rt_http_req_t *req;
-  if (rt_http_start(rt->http, &opts, on_request_done, t, &req, &code, errbuf, sizeof errbuf) < 0)
+  if (rt_http_start(rt_http_of(rt), &opts, on_request_done, t, &req, &code, errbuf, sizeof errbuf) < 0)
     return rtl_push_fail(L, errbuf, code);
   rt_task_on_cancel(t, cancel_request, req);   /* libcurl copied url, headers and body */
   return rt_task_park(L, fn);

@@ -18,7 +18,7 @@ static int write_at(lua_State *L, rt_log_level_t level) {
   lua_settop(L, 2);                            /* [msg fields]: luaL_tolstring pushes above them */
   if (!lua_isnil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   const char *msg = luaL_tolstring(L, 1, &mlen);  /* any value, like print */
-  if (!rt_log_enabled(rt->log, level)) return 0;
+  if (!rt_log_enabled(rt_log_of(rt), level)) return 0;
   const char *fields = NULL;
   if (lua_istable(L, 2)) {
     int n = rtl_push_sorted_keys(L, 2, "log", NULL);   /* [.. keys] */
@@ -43,8 +43,8 @@ static int write_at(lua_State *L, rt_log_level_t level) {
     luaL_pushresult(&b);
     fields = lua_tostring(L, -1);
   }
-  rt_task_t *t = rt->tasks.current;
-  rt_log_write(rt->log, level, t ? t->name : NULL, msg, fields);
+  rt_task_t *t = rt_task_running(rt);
+  rt_log_write(rt_log_of(rt), level, t ? rt_task_name(t) : NULL, msg, fields);
   return 0;
 }
 
@@ -57,7 +57,7 @@ static int rtl_log_level(lua_State *L) {
   static const char *const names[] = {"debug", "info", "warn", "error"};
   rt_t *rt = rt_from_lua(L);
   for (int i = RT_LOG_DEBUG; i <= RT_LOG_ERROR; i++)
-    if (rt_log_enabled(rt->log, (rt_log_level_t)i)) {
+    if (rt_log_enabled(rt_log_of(rt), (rt_log_level_t)i)) {
       lua_pushstring(L, names[i]);
       return 1;
     }

@@ -33,9 +33,37 @@ static int cursor_gc(lua_State *L) {
   return 0;
 }
 
+/* The loop, called once in protected mode: [fn cursor ts open high low close volume bar1..barN] ->
+** [rows, rc]. No allocation per row: the keys are on the stack and rawset reuses them. */
+static int step_all(lua_State *L) {
+  cursor_ud_t *c = lua_touserdata(L, 2);
+  lua_Integer count = 0;
+  rt_replay_row_t row;
+  int rc;
+  while ((rc = rt_store_replay_next(c->r, &row)) == 1) {
+    int t = 9 + row.k;
+    lua_pushvalue(L, 3);
+    lua_pushinteger(L, row.ts);
+    lua_rawset(L, t);
+    for (int j = 0; j < 5; j++) {
+      lua_pushvalue(L, 4 + j);
+      if (row.has[j]) lua_pushnumber(L, row.v[j]);
+      else lua_pushnil(L);
+      lua_rawset(L, t);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, t);
+    lua_call(L, 1, 0);
+    count++;
+  }
+  lua_pushinteger(L, count);
+  lua_pushinteger(L, rc);
+  return 2;
+}
+
 static int rtl_replay_bars(lua_State *L) {
   static const char *const keys[6] = {"ts", "open", "high", "low", "close", "volume"};
-  rt_store_t *s = rt_from_lua(L)->store;
+  rt_store_t *s = rt_store_of(rt_from_lua(L));
   if (!s) return luaL_error(L, "replay.bars: no database is open");
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -69,50 +97,34 @@ static int rtl_replay_bars(lua_State *L) {
   if (!c->r) return rtl_push_fail(L, err, "SQLITE_ERROR");
   luaL_checkstack(L, n + 16, "replay.bars: too many series");
   for (int j = 0; j < 6; j++) lua_pushstring(L, keys[j]);    /* 7..12 */
-  int tables = lua_gettop(L) + 1;                            /* 13.. : the bar tables */
+  /* 13..: the bar tables */
   for (int i = 0; i < n; i++) {
     if (lua_rawgeti(L, 4, i + 1) != LUA_TTABLE) return luaL_error(L, "replay.bars: bars[%d] is not a table", i + 1);
   }
-  lua_Integer count = 0;
-  rt_replay_row_t row;
-  int rc;
   /* The runtime's count hook (the CPU slice of tasks, vm.c) makes Lua run every instruction through
   ** the debug interface: about twice the time per bar. The replay turns it off on this thread for
   ** the loop and puts it back before returning or raising (candled replay sets no slice anyway). */
   lua_Hook hook = lua_gethook(L);
   int hmask = lua_gethookmask(L), hcount = lua_gethookcount(L);
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, step_all);
+  lua_pushvalue(L, 5);                                       /* fn */
+  lua_pushvalue(L, 6);                                       /* the cursor */
+  for (int i = 7; i <= top; i++) lua_pushvalue(L, i);        /* the keys, the bar tables */
   lua_sethook(L, NULL, 0, 0);
-  while ((rc = rt_store_replay_next(c->r, &row)) == 1) {
-    int t = tables + row.k;
-    lua_pushvalue(L, 7);
-    lua_pushinteger(L, row.ts);
-    lua_rawset(L, t);
-    for (int j = 0; j < 5; j++) {
-      lua_pushvalue(L, 8 + j);
-      if (row.has[j]) lua_pushnumber(L, row.v[j]);
-      else lua_pushnil(L);
-      lua_rawset(L, t);
-    }
-    lua_pushvalue(L, 5);
-    lua_pushvalue(L, t);
-    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-      lua_sethook(L, hook, hmask, hcount);
-      rt_store_replay_close(c->r);
-      c->r = NULL;
-      return lua_error(L);
-    }
-    count++;
-  }
+  int status = lua_pcall(L, top - 4, 2, 0);
   lua_sethook(L, hook, hmask, hcount);
   rt_store_replay_close(c->r);
   c->r = NULL;
+  if (status != LUA_OK) return lua_error(L);
+  int rc = (int)lua_tointeger(L, -1);
   if (rc < 0) {
     lua_pushnil(L);
     lua_pushfstring(L, "replay: %s", rt_store_errmsg(s));
     lua_pushstring(L, rt_store_code_name(-rc));
     return 3;
   }
-  lua_pushinteger(L, count);
+  lua_pop(L, 1);
   return 1;
 }
 

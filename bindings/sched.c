@@ -67,7 +67,7 @@ static int rtl_sched_put(lua_State *L) {
   if (dt != LUA_TNIL && dt != LUA_TFUNCTION) return luaL_error(L, "sched.put %s: 'done' must be a function", spec.name);
   if (dt == LUA_TNIL) lua_pop(L, 1);
   spec.done = dt == LUA_TFUNCTION;
-  if (!rt->sched) return luaL_error(L, "sched.put: there is no scheduler (only `candled run` schedules)");
+  if (!rt_sched_of(rt)) return luaL_error(L, "sched.put: there is no scheduler (only `candled run` schedules)");
   char err[256];
   if (rt_sched_put(rt, L, &spec, err, sizeof err) < 0) return luaL_error(L, "sched.put %s: %s", spec.name, err);
   return 0;

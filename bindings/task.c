@@ -30,7 +30,7 @@ static void push_handle(lua_State *L, rt_task_t *t) {
   handle_t *h = lua_newuserdatauv(L, sizeof *h, 0);
   h->t = t;
   rt_task_ref(t);
-  t->handles++;
+  rt_task_handles_add(t, 1);
   luaL_setmetatable(L, HANDLE_MT);
 }
 
@@ -41,7 +41,7 @@ static rt_task_t *check_handle(lua_State *L, int idx) {
 static int handle_gc(lua_State *L) {
   handle_t *h = luaL_checkudata(L, 1, HANDLE_MT);
   if (h->t) {
-    h->t->handles--;
+    rt_task_handles_add(h->t, -1);
     rt_task_unref(h->t);
     h->t = NULL;
   }
@@ -49,14 +49,14 @@ static int handle_gc(lua_State *L) {
 }
 
 static const char *status_word(const rt_task_t *t) {
-  return t->state == RT_TASK_DONE ? rt_task_status_name(t->status) : rt_task_state_name(t->state);
+  return rt_task_state(t) == RT_TASK_DONE ? rt_task_status_name(rt_task_status(t)) : rt_task_state_name(rt_task_state(t));
 }
 
 static int handle_index(lua_State *L) {
   rt_task_t *t = check_handle(L, 1);
   const char *k = luaL_checkstring(L, 2);
-  if (strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)t->id);
-  else if (strcmp(k, "name") == 0) lua_pushstring(L, t->name);
+  if (strcmp(k, "id") == 0) lua_pushinteger(L, (lua_Integer)rt_task_id(t));
+  else if (strcmp(k, "name") == 0) lua_pushstring(L, rt_task_name(t));
   else {
     luaL_getmetafield(L, 1, "methods");
     lua_getfield(L, -1, k);
@@ -66,7 +66,7 @@ static int handle_index(lua_State *L) {
 
 static int handle_tostring(lua_State *L) {
   rt_task_t *t = check_handle(L, 1);
-  lua_pushfstring(L, "task %d (%s, %s)", (int)t->id, t->name, status_word(t));
+  lua_pushfstring(L, "task %d (%s, %s)", (int)rt_task_id(t), rt_task_name(t), status_word(t));
   return 1;
 }
 
@@ -79,8 +79,8 @@ static int rtl_task_status(lua_State *L) {
 static int rtl_task_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   rt_t *rt = rt_from_lua(L);
-  rt_task_t *parent = rt->tasks.current;
-  const char *name = parent ? parent->name : "task";
+  rt_task_t *parent = rt_task_running(rt);
+  const char *name = parent ? rt_task_name(parent) : "task";
   rt_task_t *t = rt_task_spawn(rt, L, lua_gettop(L) - 1, name, parent);
   if (!t) return luaL_error(L, "task.spawn: out of memory");
   push_handle(L, t);
@@ -94,7 +94,7 @@ static int rtl_task_cancel(lua_State *L) {
 }
 
 static int rtl_task_current(lua_State *L) {
-  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  rt_task_t *t = rt_task_running(rt_from_lua(L));
   if (t) push_handle(L, t);
   else lua_pushnil(L);
   return 1;
@@ -104,18 +104,18 @@ static int rtl_task_list(lua_State *L) {
   rt_t *rt = rt_from_lua(L);
   int n = 0;
   lua_newtable(L);
-  for (rt_task_t *t = rt->tasks.head; t; t = t->next) {
-    if (t->state == RT_TASK_DONE) continue;
+  for (rt_task_t *t = rt_task_first(rt); t; t = rt_task_next(t)) {
+    if (rt_task_state(t) == RT_TASK_DONE) continue;
     lua_createtable(L, 0, 5);
-    lua_pushinteger(L, (lua_Integer)t->id);
+    lua_pushinteger(L, (lua_Integer)rt_task_id(t));
     lua_setfield(L, -2, "id");
-    lua_pushstring(L, t->name);
+    lua_pushstring(L, rt_task_name(t));
     lua_setfield(L, -2, "name");
-    lua_pushstring(L, rt_task_state_name(t->state));
+    lua_pushstring(L, rt_task_state_name(rt_task_state(t)));
     lua_setfield(L, -2, "state");
-    lua_pushnumber(L, t->started);
+    lua_pushnumber(L, rt_task_started(t));
     lua_setfield(L, -2, "started");
-    lua_pushinteger(L, t->yields);
+    lua_pushinteger(L, rt_task_yields(t));
     lua_setfield(L, -2, "yields");
     lua_rawseti(L, -2, ++n);
   }
@@ -135,19 +135,19 @@ static void on_joined(rt_task_t *child, void *ud) {
   join_wait_t *w = ud;
   lua_State *co = rt_task_thread(w->joiner);
   int n;
-  if (child->status == RT_TASK_OK && lua_checkstack(child->co, child->nres) &&
-      lua_checkstack(co, child->nres + 1)) {
+  if (rt_task_status(child) == RT_TASK_OK && lua_checkstack(rt_task_thread(child), rt_task_nres(child)) &&
+      lua_checkstack(co, rt_task_nres(child) + 1)) {
     lua_pushboolean(co, 1);
-    for (int i = 0; i < child->nres; i++) lua_pushvalue(child->co, -child->nres);   /* copy r1..rn */
-    lua_xmove(child->co, co, child->nres);
-    n = 1 + child->nres;
-  } else if (child->status == RT_TASK_OK) {
+    for (int i = 0; i < rt_task_nres(child); i++) lua_pushvalue(rt_task_thread(child), -rt_task_nres(child));   /* copy r1..rn */
+    lua_xmove(rt_task_thread(child), co, rt_task_nres(child));
+    n = 1 + rt_task_nres(child);
+  } else if (rt_task_status(child) == RT_TASK_OK) {
     lua_pushboolean(co, 0);
     lua_pushliteral(co, "task.join: too many results");
     n = 2;
   } else {
     lua_pushboolean(co, 0);
-    lua_pushstring(co, child->status == RT_TASK_ERROR ? child->error : "cancelled");
+    lua_pushstring(co, rt_task_status(child) == RT_TASK_ERROR ? rt_task_error(child) : "cancelled");
     n = 2;
   }
   w->child = NULL;
@@ -173,17 +173,17 @@ static int join_k(lua_State *L, int status, lua_KContext ctx) {
 static int rtl_task_join(lua_State *L) {
   rt_task_t *child = check_handle(L, 1);
   lua_settop(L, 1);
-  if (child->state == RT_TASK_DONE) {
-    lua_pushboolean(L, child->status == RT_TASK_OK);
-    if (child->status == RT_TASK_OK) {           /* the results kept for this late join */
-      if (child->results_ref == LUA_NOREF) return 1;
-      luaL_checkstack(L, child->nres, "task.join: too many results");
-      lua_rawgeti(L, LUA_REGISTRYINDEX, child->results_ref);
-      for (int i = 1; i <= child->nres; i++) lua_rawgeti(L, 3, i);
+  if (rt_task_state(child) == RT_TASK_DONE) {
+    lua_pushboolean(L, rt_task_status(child) == RT_TASK_OK);
+    if (rt_task_status(child) == RT_TASK_OK) {           /* the results kept for this late join */
+      if (rt_task_results_ref(child) == LUA_NOREF) return 1;
+      luaL_checkstack(L, rt_task_nres(child), "task.join: too many results");
+      lua_rawgeti(L, LUA_REGISTRYINDEX, rt_task_results_ref(child));
+      for (int i = 1; i <= rt_task_nres(child); i++) lua_rawgeti(L, 3, i);
       lua_remove(L, 3);
-      return 1 + child->nres;
+      return 1 + rt_task_nres(child);
     }
-    lua_pushstring(L, child->status == RT_TASK_ERROR ? child->error : "cancelled");
+    lua_pushstring(L, rt_task_status(child) == RT_TASK_ERROR ? rt_task_error(child) : "cancelled");
     return 2;
   }
   rt_task_t *self = rt_task_check_can_park(L, "task.join");
@@ -217,7 +217,7 @@ typedef struct {
 static void group_free(rt_t *rt, group_t *g) {
   for (int i = 0; i < g->n; i++)
     if (g->children[i]) rt_task_unref(g->children[i]);
-  if (rt->L) rt_unref(rt, rt->L, g->results);
+  if (rt_lua_of(rt)) rt_unref(rt, rt_lua_of(rt), g->results);
   free(g->error);
   free(g->children);
   free(g);
@@ -226,15 +226,15 @@ static void group_free(rt_t *rt, group_t *g) {
 static void on_member_done(rt_task_t *child, void *ud) {
   member_t *m = ud;
   group_t *g = m->g;
-  rt_t *rt = child->rt;
-  if (child->status == RT_TASK_OK && child->nres > 0) {
-    lua_rawgeti(child->co, LUA_REGISTRYINDEX, g->results);
-    lua_pushvalue(child->co, -1 - child->nres);   /* the first result */
-    lua_rawseti(child->co, -2, m->pos);
-    lua_pop(child->co, 1);
-  } else if (child->status != RT_TASK_OK && (g->error_at == 0 || m->pos < g->error_at)) {
+  rt_t *rt = rt_task_rt(child);
+  if (rt_task_status(child) == RT_TASK_OK && rt_task_nres(child) > 0) {
+    lua_rawgeti(rt_task_thread(child), LUA_REGISTRYINDEX, g->results);
+    lua_pushvalue(rt_task_thread(child), -1 - rt_task_nres(child));   /* the first result */
+    lua_rawseti(rt_task_thread(child), -2, m->pos);
+    lua_pop(rt_task_thread(child), 1);
+  } else if (rt_task_status(child) != RT_TASK_OK && (g->error_at == 0 || m->pos < g->error_at)) {
     free(g->error);
-    g->error = strdup(child->status == RT_TASK_ERROR && child->error ? child->error : "cancelled");
+    g->error = strdup(rt_task_error(child) ? rt_task_error(child) : "cancelled");
     g->error_at = m->pos;
   }
   free(m);
@@ -247,7 +247,7 @@ static void on_member_done(rt_task_t *child, void *ud) {
 ** member's done callback, which may run inside this loop, so work from a private copy. */
 static void cancel_group(void *ud) {
   group_t *g = ud;
-  rt_t *rt = g->parent->rt;
+  rt_t *rt = rt_task_rt(g->parent);
   if (g->left == 0) {                          /* all ended; the parent's resume was still queued */
     group_free(rt, g);
     return;

@@ -78,8 +78,8 @@ int rtl_opt_boolean(lua_State *L, int idx, const char *key, int dflt, const char
 }
 
 void rtl_count_rows(lua_State *L, int64_t n) {
-  rt_task_t *t = rt_from_lua(L)->tasks.current;   /* also inside a script's own coroutine */
-  if (t) t->root->rows += n;
+  rt_task_t *t = rt_task_running(rt_from_lua(L));   /* also inside a script's own coroutine */
+  if (t) rt_task_count_rows(t, n);
 }
 
 void rtl_sort_list(lua_State *L, int idx) {

@@ -39,7 +39,7 @@ static int rtl_vm_task_slice(lua_State *L) {
 }
 
 static int rtl_vm_stopping(lua_State *L) {
-  lua_pushboolean(L, rt_from_lua(L)->stopping);
+  lua_pushboolean(L, rt_stopping(rt_from_lua(L)));
   return 1;
 }
 
@@ -52,33 +52,17 @@ static int rtl_vm_config_load(lua_State *L) {
   /* The chunk runs on a thread of its own under a time limit (the task slice where slices are on):
   ** an endless loop fails this load, never the calling task, which gets a fresh slice afterwards. */
   double slice = rt_vm_task_slice(L);
-  rt_task_t *t = rt_from_lua(L)->tasks.current;
+  rt_task_t *t = rt_task_running(rt_from_lua(L));
   int rc = rt_config_load_limited(L, path, 1, environ, slice > 0 ? slice : RT_CONFIG_TIME_LIMIT, err, sizeof err);
   rt_task_restart_slice(t);
   if (rc < 0) return rtl_push_fail(L, err, "CONFIG");
   return 1;
 }
 
-/* Copy a config value into the runtime context (the fields setup() in main.c fills). */
-static void apply_live(lua_State *L, rt_t *rt) {
-  rt_config_get(L, 1, "log.level");
-  int level = rt_log_parse_level(lua_tostring(L, -1));
-  if (level >= 0) rt_log_set_level(rt->log, (rt_log_level_t)level);
-  rt_config_get(L, 1, "runtime.shutdown_grace");
-  rt->shutdown_grace = lua_tonumber(L, -1);
-  rt_config_get(L, 1, "runtime.alert_after_failures");
-  rt->alert_after_failures = (int)lua_tointeger(L, -1);
-  if (rt_config_get(L, 1, "runtime.task_slice") == LUA_TNUMBER && rt_vm_task_slice(L) > 0)
-    rt_vm_set_task_slice(L, lua_tonumber(L, -1));   /* only where slices are on (the daemon) */
-  rt_config_get(L, 1, "runtime.memory_limit");
-  rt->lua_mem_limit = (size_t)lua_tointeger(L, -1) << 20;
-  lua_pop(L, 5);
-}
-
 static int rtl_vm_config_commit(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  apply_live(L, rt_from_lua(L));
+  rt_config_apply(rt_from_lua(L), L, 1);
   lua_setfield(L, LUA_REGISTRYINDEX, RTL_CONFIG_KEY);
   return 0;
 }

@@ -71,7 +71,7 @@ static int wait(lua_State *L, lconn_t *lc, const char *fn, lua_KContext ctx, lua
   rt_task_t *t = rt_task_check_can_park(L, fn);
   double left = -1;
   if (lc->deadline >= 0) {
-    left = (lc->deadline - (double)uv_now(&rt->loop)) / 1000.0;
+    left = (lc->deadline - rt_loop_now_ms(rt)) / 1000.0;
     if (left < 0) left = 0;
   }
   lc->waiter = t;
@@ -148,7 +148,7 @@ static int l_connect(lua_State *L) {
   const char *code;
   char err[256];
   if (rt_ws_connect(rt, &o, &lc->c, &code, err, sizeof err) < 0) return rtl_push_fail(L, err, code);
-  lc->deadline = (double)uv_now(&rt->loop) + timeout * 1000.0;
+  lc->deadline = rt_loop_now_ms(rt) + timeout * 1000.0;
   return connect_k(L, LUA_YIELD, (lua_KContext)idx);
 }
 
@@ -180,7 +180,7 @@ static int l_receive(lua_State *L) {
   if (lc->waiter) luaL_error(L, "conn:receive: another task is already receiving on this connection");
   rt_t *rt = rt_from_lua(L);
   lc->timed_out = 0;
-  lc->deadline = timeout < 0 ? -1 : (double)uv_now(&rt->loop) + timeout * 1000.0;
+  lc->deadline = timeout < 0 ? -1 : rt_loop_now_ms(rt) + timeout * 1000.0;
   if (lc->c && !rt_ws_peek(lc->c, &(size_t){0}, NULL) && rt_ws_state(lc->c) != RT_WS_CLOSED) {
     if (timeout == 0) return rtl_push_fail(L, "conn:receive: no message waiting", "TIMEOUT");
     return wait(L, lc, "conn:receive", 0, receive_k);

@@ -1,5 +1,5 @@
-# Turns runtime/lua/*.lua into a C table {name, source, length}. Module name = "candled." .. file stem.
-set(body "/* Generated from runtime/lua/ by cmake/embed_lua.cmake. Do not edit. */\n#include \"runtime/vm.h\"\n\n")
+# Turns runtime/lua/*.lua and runtime/repl/*.lua into a C table {name, source, length}. Module name = "candled." .. file stem.
+set(body "/* Generated from runtime/lua/ and runtime/repl/ by cmake/embed_lua.cmake. Do not edit. */\n#include \"runtime/vm.h\"\n\n")
 set(table "const rt_vm_embedded_t rt_vm_embedded[] = {\n")
 set(i 0)
 foreach(f ${FILES})

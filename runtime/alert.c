@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "runtime/events.h"
 #include "runtime/log.h"
 #include "runtime/store.h"
 
@@ -48,7 +47,7 @@ int rt_alert_raise(rt_t *rt, const char *kind, const char *subject, const char *
       char fields[256];
       snprintf(fields, sizeof fields, " alert=%s subject=%s", kind, subject);
       rt_log_write(rt->log, strcmp(level, "error") == 0 ? RT_LOG_ERROR : RT_LOG_WARN, NULL, msg, fields);
-      rt_events_alert(rt, "opened", kind, subject, level, msg);
+      if (rt->on_alert) rt->on_alert(rt, "opened", kind, subject, level, msg);
       return 1;
     }
   }
@@ -69,7 +68,7 @@ int rt_alert_resolve(rt_t *rt, const char *kind, const char *subject) {
     char fields[256];
     snprintf(fields, sizeof fields, " alert=%s subject=%s", kind, subject);
     rt_log_write(rt->log, RT_LOG_INFO, NULL, "alert resolved", fields);
-    rt_events_alert(rt, "resolved", kind, subject, NULL, NULL);
+    if (rt->on_alert) rt->on_alert(rt, "resolved", kind, subject, NULL, NULL);
   }
   return n < 0 ? -1 : n > 0;
 }

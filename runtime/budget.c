@@ -1,6 +1,7 @@
 /*
 ** runtime/budget.c - the life of budgets (see budget.h): creation from a declared spec,
-** attachment to the database's shared file, accessors, and closing.
+** attachment to the database's shared file, status, and closing (helpers every budget file uses:
+** budget_base.c).
 */
 #include <ctype.h>
 #include <math.h>
@@ -16,50 +17,6 @@
 #include "runtime/store.h"
 
 static void on_budget_closed(uv_handle_t *h);
-
-/* ---- small shared helpers ------------------------------------------------------------------- */
-
-static const char *const prio_names[RT_PRIO_N] = {"realtime", "backfill", "discovery"};
-
-int rt_prio_parse(const char *s) {
-  for (int i = 0; i < RT_PRIO_N; i++)
-    if (strcmp(s, prio_names[i]) == 0) return i;
-  return -1;
-}
-
-const char *rt_prio_name(rt_prio_t p) { return p < RT_PRIO_N ? prio_names[p] : "?"; }
-
-void rt_budget_iso(double t, char *buf, size_t n) {
-  time_t s = (time_t)t;
-  struct tm tm;
-  gmtime_r(&s, &tm);
-  strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-void rt_budget_lock(rt_budgets_t *set) {
-  if (set->shm) rt_budget_shm_lock(set->shm);
-}
-
-void rt_budget_unlock(rt_budgets_t *set) {
-  if (set->shm) rt_budget_shm_unlock(set->shm);
-}
-
-/* ---- accessors ------------------------------------------------------------------------------ */
-
-rt_budget_t *rt_budget_find(rt_budgets_t *set, const char *name) {
-  for (rt_budget_t *b = set ? set->head : NULL; b; b = b->next)
-    if (strcmp(b->name, name) == 0) return b;
-  return NULL;
-}
-
-rt_budget_t *rt_budget_first(rt_budgets_t *set) { return set ? set->head : NULL; }
-rt_budget_t *rt_budget_next(rt_budget_t *b) { return b->next; }
-const char *rt_budget_name(const rt_budget_t *b) { return b->name; }
-int rt_budget_retries(const rt_budget_t *b) { return b->retries; }
-const char *rt_budget_used_header(const rt_budget_t *b) { return b->used_header[0] ? b->used_header : NULL; }
-int rt_budget_is_banned(const rt_budget_t *b, double now) { return b->cs->banned_until > now; }
-rt_breaker_state_t rt_budget_breaker(const rt_budget_t *b) { return b->breaker; }
-void rt_budget_count_retry(rt_budget_t *b) { RT_BUDGET_COUNT(b, retries, 1); }
 
 void rt_budget_info(rt_budget_t *b, rt_budget_info_t *out) {
   double now = rt_now();

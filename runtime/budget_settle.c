@@ -23,7 +23,6 @@
 #include "runtime/budget_impl.h"
 #include "runtime/log.h"
 
-#define PROBE_STEP 0.1       /* of the declared limit */
 #define PROBE_WAIT_MAX 16    /* windows */
 
 static double rng_uniform(rt_budgets_t *set) {       /* xorshift64*, in [0, 1) */
@@ -42,39 +41,6 @@ double rt_budget_backoff(rt_budget_t *b, int n) {
 }
 
 /* ---- learned limits ------------------------------------------------------------------------- */
-
-/* Seconds a learned limit must stay free of 429s before the window probes higher. */
-static double clean_span(const rt_window_t *w, double now) {
-  double wait = w->st->probe_wait < 1 ? 1 : w->st->probe_wait;
-  return (w->fixed ? rt_window_hold(w, now) : w->per) * wait;
-}
-
-void rt_budget_probe_up(rt_budget_t *b, double now) {
-  for (int i = 0; i < b->nwin; i++) {
-    rt_window_t *w = &b->win[i];
-    rt_window_state_t *s = w->st;
-    if (s->eff <= 0 || now - s->eff_at < clean_span(w, now)) continue;
-    double step = w->limit * PROBE_STEP;
-    if (s->probed && s->probe_wait > 1) s->probe_wait /= 2;   /* the last probe held */
-    s->probed = 1;
-    s->eff += step < 1 ? 1 : step;
-    s->eff_at = now;
-    if (s->eff >= w->limit - RT_BUDGET_EPS) {
-      s->eff = 0;
-      s->probe_wait = s->probed = 0;
-      rt_log_printf(b->set->rt->log, RT_LOG_INFO, NULL, "budget %s: the %s window is back at its declared limit %g",
-                    b->name, w->key, w->limit);
-    }
-  }
-}
-
-void rt_budget_learned_resolve(rt_budget_t *b) {
-  if (!(b->alerts & RT_ALERT_LEARNED)) return;
-  for (int i = 0; i < b->nwin; i++)
-    if (b->win[i].st->eff > 0) return;
-  b->alerts &= ~RT_ALERT_LEARNED;
-  rt_alert_resolve(b->set->rt, "limit_learned", b->name);
-}
 
 /* The window a 429 says was exceeded: the one the used-weight header counts, else the fullest. */
 static int exceeded_window(rt_budget_t *b, const rt_settle_t *s, double now) {

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <lua.h>
 
+#include "runtime/rt.h"
+
 typedef enum {
   RT_CT_ANY, RT_CT_STRING, RT_CT_NUMBER, RT_CT_INTEGER, RT_CT_BOOLEAN,
   RT_CT_DURATION,           /* "30s" / "5m" / number of seconds */
@@ -58,5 +60,10 @@ int rt_config_apply_env(lua_State *L, int idx, const rt_cfield_t *schema, char *
 
 /// Push the value at dotted `path` in the table at idx (nil when absent). Returns its Lua type.
 int rt_config_get(lua_State *L, int idx, const char *path);
+
+/// Apply the settings of the validated config at idx that follow a reload (log level, shutdown
+/// grace, alert_after_failures, task slice where slices are on, memory limit) to rt
+/// (config_apply.c): at start and on every accepted reload, the one path for both.
+void rt_config_apply(rt_t *rt, lua_State *L, int idx);
 
 #endif

@@ -28,7 +28,6 @@ struct rt_events_s {
   int alarm_open;
 };
 
-void rt_events_series_free(rt_t *rt);   /* events_emit.c: the forming bars */
 
 static void strv_free(char **v) {
   if (!v) return;
@@ -244,10 +243,7 @@ rt_events_sub_t *rt_events_subscribe(rt_t *rt, const char *name, const char *con
   }
   if (bad) {
     sub->closed = 1;
-    sub->next = NULL;
-    sub->bus = bus;
-    bus->subs = sub;                           /* so that _free finds it; immediately removed */
-    rt_events_sub_free(sub);
+    rt_events_sub_free(sub);                   /* not in the list yet: only freed */
     return NULL;
   }
   rt_events_sub_t **tail = &bus->subs;         /* appended: stats list in subscription order */
@@ -338,7 +334,6 @@ void rt_events_close(rt_t *rt) {
     bus->subs->closed = 1;
     rt_events_sub_free(bus->subs);
   }
-  rt_events_series_free(rt);
   if (bus->alarm_open) {
     uv_close((uv_handle_t *)&bus->alarm, on_alarm_closed);   /* bus freed by the close callback */
   } else {

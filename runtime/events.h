@@ -111,7 +111,10 @@ rt_events_sub_t *rt_events_sub_find(rt_t *rt, uint64_t id);
 /// unchanged), `trade` for a trade inserted or changed. result: 1 inserted, 2 updated, 0 same.
 void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, const void *vals, int ncol,
                           int result);
-/// Raise `alert` {event = "opened"|"resolved", alert, subject, level, message} (alert.c).
+/// Free the forming bar of every series (events_emit.c); loop.c calls it at shutdown.
+void rt_events_series_free(rt_t *rt);
+/// Raise `alert` {event = "opened"|"resolved", alert, subject, level, message}: rt->on_alert, which
+/// alert.c calls.
 void rt_events_alert(rt_t *rt, const char *state, const char *kind, const char *subject, const char *level,
                      const char *msg);
 

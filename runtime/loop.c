@@ -21,7 +21,7 @@
 #include "runtime/migrate.h"
 #include "runtime/http.h"
 #include "runtime/log.h"
-#include "runtime/repl.h"
+#include "runtime/repl/server.h"
 #include "runtime/sched.h"
 #include "runtime/store.h"
 #include "runtime/task.h"
@@ -50,7 +50,8 @@ int rt_init(rt_t *rt, char *err, size_t errlen) {
   }
   uv_timer_init(&rt->loop, &rt->grace);
   rt->grace.data = rt;
-  rt->on_idle_stop = stop_handles;       /* task.c calls it when the last task ends while stopping */
+  rt->on_idle_stop = stop_handles;
+  rt->on_alert = rt_events_alert;        /* alerts reach the event bus (events_emit.c) */       /* task.c calls it when the last task ends while stopping */
   return 0;
 }
 
@@ -65,7 +66,7 @@ static void stop_handles(rt_t *rt) {
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
   }
   if (rt->sched) rt_sched_close(rt);
-  rt_repl_close(rt);                                /* REPL socket + clients (repl.c); no-op without */
+  rt_repl_close(rt);                                /* REPL socket + clients (repl/server.c); no-op without */
   rt_http_server_stop(rt->http_server);             /* freed once its connections are closed */
   rt->http_server = NULL;
   if (rt->budgets) rt_budgets_close(rt->budgets);   /* persists counts; no task is left to wait */
@@ -151,6 +152,7 @@ void rt_close(rt_t *rt) {
   rt_migrate_stop(rt->migrate);          /* between batches; freed in the run below */
   rt_checkpoint_stop(rt->checkpoint);    /* a checkpoint in flight ends in the run below */
   rt_events_close(rt);                   /* its timer closes in the run below */
+  rt_events_series_free(rt);             /* the forming bars of each series (events_emit.c) */
   rt->checkpoint = NULL;
   uv_run(&rt->loop, UV_RUN_DEFAULT);     /* let close callbacks (curl polls, timers) run */
   rt_ws_free(rt);                        /* lws's context is gone now; connections Lua holds stay */

@@ -40,3 +40,15 @@ void rt_unref(rt_t *rt, lua_State *L, int ref) {
   rt->refs--;
   luaL_unref(L, LUA_REGISTRYINDEX, ref);
 }
+
+rt_store_t *rt_store_of(rt_t *rt) { return rt->store; }
+rt_budgets_t *rt_budgets_of(rt_t *rt) { return rt->budgets; }
+rt_log_t *rt_log_of(rt_t *rt) { return rt->log; }
+rt_http_t *rt_http_of(rt_t *rt) { return rt->http; }
+rt_sched_t *rt_sched_of(rt_t *rt) { return rt->sched; }
+long rt_http_max_body(rt_t *rt) { return rt->http_max_body; }
+int rt_stopping(rt_t *rt) { return rt->stopping; }
+rt_task_t *rt_task_running(rt_t *rt) { return rt->tasks.current; }
+uv_loop_t *rt_loop_of(rt_t *rt) { return &rt->loop; }
+lua_State *rt_lua_of(rt_t *rt) { return rt->L; }
+double rt_loop_now_ms(rt_t *rt) { return (double)uv_now(&rt->loop); }

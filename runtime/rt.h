@@ -47,7 +47,7 @@ struct rt_s {
   rt_migrate_t *migrate;    /* the series-layout migration while one runs (migrate.c); else NULL */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */
-  rt_repl_t *repl;          /* the REPL server (repl.c) while `candled run` listens; else NULL */
+  rt_repl_t *repl;          /* the REPL server (repl/server.c) while `candled run` listens; else NULL */
   struct rt_http_server_s *http_server; /* /metrics and the status page (http_server.c) in `candled run` */
   struct rt_events_s *events;  /* the event bus (events.c), created on first use; NULL before */
   void *events_forming;        /* the forming bar of each series (events_emit.c); NULL before */
@@ -58,6 +58,10 @@ struct rt_s {
   int refs;                 /* registry refs taken through rt_ref(): tests check it returns to baseline */
   int stopping;             /* set once shutdown began: no new runs are scheduled */
   int exit_code;
+  /* alert.c calls it when an alert opens or resolves (state "opened" | "resolved"); loop.c points
+  ** it at the event bus (events_emit.c), so alert.c never calls up into the bus. NULL: nobody. */
+  void (*on_alert)(rt_t *rt, const char *state, const char *kind, const char *subject, const char *level,
+                   const char *msg);
   void (*on_idle_stop)(rt_t *rt);  /* task.c calls it when the last task ends while stopping; loop.c sets it */
   uv_signal_t sig_int, sig_term;
   uv_signal_t sig_hup;      /* SIGHUP never ends the process: reloads watch it themselves (rt.watch) */
@@ -110,6 +114,24 @@ double rt_now(void);
 double rt_monotonic(void);
 /// The stable upper-case name of an errno value ("ENOENT", "EACCES"...), for `nil, msg, CODE`.
 const char *rt_errno_name(int err);
+
+/// What bindings read of the context, instead of its fields (NULL where not set up: no database
+/// outside a configured run, no scheduler outside `candled run`...).
+rt_store_t *rt_store_of(rt_t *rt);
+rt_budgets_t *rt_budgets_of(rt_t *rt);
+rt_log_t *rt_log_of(rt_t *rt);
+rt_http_t *rt_http_of(rt_t *rt);
+rt_sched_t *rt_sched_of(rt_t *rt);
+uv_loop_t *rt_loop_of(rt_t *rt);
+/// The Lua state (NULL once it is closed at shutdown).
+lua_State *rt_lua_of(rt_t *rt);
+/// The loop's cached clock in milliseconds (uv_now), for deadlines measured on the loop.
+double rt_loop_now_ms(rt_t *rt);
+/// The default body limit of rt.http (config http.max_body), and 1 once shutdown began.
+long rt_http_max_body(rt_t *rt);
+int rt_stopping(rt_t *rt);
+/// The task whose coroutine runs now (also from inside a script's own coroutine), or NULL.
+rt_task_t *rt_task_running(rt_t *rt);
 
 /// Milliseconds of a delay in seconds for uv_timer_start and friends, with the cast guarded: NaN and
 /// negatives give 0, anything above RT_MS_MAX (about 31 years) gives RT_MS_MAX.

@@ -60,6 +60,8 @@ int rt_series_sql_ok(const rt_series_sql_t *b);
 /* The store's series state (store.c). */
 rt_store_series_t *rt_store_series_of(rt_store_t *s);
 
+/* Free the catalogue cache of ss (not ss itself). */
+void rt_series_cache_free(rt_store_series_t *ss);
 /* FNV-1a over n bytes, from h. */
 uint64_t rt_series_fnv(uint64_t h, const void *p, size_t n);
 /* Register rt_checksum(...) (an order-independent checksum of rows) and rt_fail(message). */

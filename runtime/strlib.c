@@ -19,7 +19,7 @@
 #include <lauxlib.h>
 #include <string.h>
 
-#include "runtime/vm.h"
+#include "runtime/vm_call.h"
 
 #define L_ESC '%'
 #define SPECIALS "^$*+?.([%-"

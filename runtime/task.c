@@ -360,3 +360,21 @@ const char *rt_task_status_name(rt_task_status_t s) {
   static const char *const names[] = {"ok", "error", "cancelled"};
   return names[s];
 }
+
+/* ---- accessors ------------------------------------------------------------------------------ */
+
+rt_t *rt_task_rt(const rt_task_t *t) { return t->rt; }
+uint64_t rt_task_id(const rt_task_t *t) { return t->id; }
+const char *rt_task_name(const rt_task_t *t) { return t->name; }
+rt_task_state_t rt_task_state(const rt_task_t *t) { return t->state; }
+rt_task_status_t rt_task_status(const rt_task_t *t) { return t->status; }
+const char *rt_task_error(const rt_task_t *t) { return t->status == RT_TASK_ERROR ? t->error : NULL; }
+double rt_task_started(const rt_task_t *t) { return t->started; }
+int rt_task_yields(const rt_task_t *t) { return t->yields; }
+int rt_task_nres(const rt_task_t *t) { return t->nres; }
+int rt_task_results_ref(const rt_task_t *t) { return t->results_ref; }
+const char *rt_task_run_name(const rt_task_t *t) { return t->root->name; }
+void rt_task_count_rows(rt_task_t *t, int64_t n) { t->root->rows += n; }
+void rt_task_handles_add(rt_task_t *t, int delta) { t->handles += delta; }
+rt_task_t *rt_task_first(rt_t *rt) { return rt->tasks.head; }
+rt_task_t *rt_task_next(const rt_task_t *t) { return t->next; }

@@ -51,6 +51,31 @@ struct rt_task_s {
   int interrupted;            /* the CPU slice fired: every later line raises again (vm.c) */
 };
 
+/* ---- accessors: bindings read a task through these, never its fields ---- */
+rt_t *rt_task_rt(const rt_task_t *t);
+uint64_t rt_task_id(const rt_task_t *t);
+const char *rt_task_name(const rt_task_t *t);
+rt_task_state_t rt_task_state(const rt_task_t *t);
+/// Meaningful once rt_task_state() is RT_TASK_DONE.
+rt_task_status_t rt_task_status(const rt_task_t *t);
+/// The message and traceback of a task that ended with an error (owned by the task), else NULL.
+const char *rt_task_error(const rt_task_t *t);
+double rt_task_started(const rt_task_t *t);
+int rt_task_yields(const rt_task_t *t);
+/// Results left on the task's thread when it ended OK, and the registry ref of the table that keeps
+/// them for a late join (LUA_NOREF when none).
+int rt_task_nres(const rt_task_t *t);
+int rt_task_results_ref(const rt_task_t *t);
+/// The name of the run the task belongs to (its root task: itself for a top-level task).
+const char *rt_task_run_name(const rt_task_t *t);
+/// Count n rows written by the task's run (on its root).
+void rt_task_count_rows(rt_task_t *t, int64_t n);
+/// rt.task handles alive for t: +1 when one is made, -1 when one is collected.
+void rt_task_handles_add(rt_task_t *t, int delta);
+/// Walk every task not yet freed, newest first: rt_task_first(rt), then rt_task_next(t) until NULL.
+rt_task_t *rt_task_first(rt_t *rt);
+rt_task_t *rt_task_next(const rt_task_t *t);
+
 /// Set up the task list of `rt` (its idle handle on rt->loop).
 int rt_tasks_init(rt_t *rt);
 /// Close the idle handle. Tasks must all have ended (rt_task_cancel_all first).

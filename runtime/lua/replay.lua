@@ -213,7 +213,8 @@ local function simulate(o, name, mod, spec, series, out)
     if s.step < min_step then min_step = s.step end
   end
 
-  local prefix, tprefix, reasons = {}, {}, {}               -- per series: "source,instrument,timeframe" escaped
+  -- per series: "source,instrument,timeframe" escaped; reasons escaped once (the first 256 kept)
+  local prefix, tprefix, reasons, nreasons = {}, {}, {}, 0
   for k, se in ipairs(series) do
     prefix[k] = csv_field(se.source) .. "," .. csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
     tprefix[k] = csv_field(se.instrument) .. "," .. csv_field(se.timeframe)
@@ -227,7 +228,9 @@ local function simulate(o, name, mod, spec, series, out)
     local r = reasons[reason]
     if not r then
       r = csv_field(reason)
-      reasons[reason] = r
+      if nreasons < 256 then
+        reasons[reason], nreasons = r, nreasons + 1
+      end
     end
     sig_csv.line(("%d,%s,%s,%s,%.10g,%.10g,%s"):format(sig.ts, iso(sig.ts), prefix[k], sig.side, sig.size,
                                                      sig.price or 0, r))

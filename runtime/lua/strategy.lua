@@ -40,9 +40,14 @@ local SIDES = { buy = true, sell = true, flat = true }
 local TF_UNIT = { s = 1, m = 60, h = 3600, d = 86400, w = 604800 }
 
 -- Seconds of a timeframe ("1m", "4h", "1d"), or nil.
+local tf_known = {}
 function M.tf_seconds(tf)
+  local s = tf_known[tf]
+  if s then return s end
   local n, u = tostring(tf):match("^(%d+)([smhdw])$")
-  return n and tonumber(n) * TF_UNIT[u] or nil
+  s = n and tonumber(n) * TF_UNIT[u] or nil
+  if s and type(tf) == "string" then tf_known[tf] = s end
+  return s
 end
 
 function M.load(name)

@@ -244,6 +244,14 @@ function M.metrics()
   local names = {}
   for k in pairs(kinds) do names[#names + 1] = k end
   table.sort(names)
+  for _, e in ipairs(require("rt.events").stats()) do     -- event subscribers (rt.events), by id
+    local l = { { "subscriber", e.name }, { "id", tostring(e.id) } }
+    sample("candled_events_delivered_total", "counter", "Events handed to the subscriber", l, e.delivered)
+    sample("candled_events_dropped_total", "counter", "Events dropped because the subscriber's queue was full", l,
+      e.dropped)
+    sample("candled_events_queued", "gauge", "Events waiting in the subscriber's queue", l, e.queued)
+    sample("candled_events_queue_capacity", "gauge", "Size of the subscriber's queue", l, e.capacity)
+  end
   sample("candled_alerts_open", "gauge", "Open alerts", { { "kind", "all" } }, #s.alerts)
   for _, k in ipairs(names) do sample("candled_alerts_open", "gauge", "Open alerts", { { "kind", k } }, kinds[k]) end
   return render()
@@ -340,6 +348,22 @@ function M.commands.status(args, ctx)
     end
   end
   if stale > shown then put("  ... and %d more", stale - shown) end
+  -- strategies of the config (strategies.<name>) and the signals they stored
+  local strategies, names = require("rt.config").get("strategies") or {}, {}
+  for name in pairs(strategies) do names[#names + 1] = name end
+  table.sort(names)
+  put("\nstrategies")
+  if #names == 0 then put("  none configured (strategies.<name> in the config)") end
+  local have = db.first("SELECT 1 AS y FROM sqlite_master WHERE type = 'table' AND name = 'signals'")
+  for _, name in ipairs(names) do
+    local n, last = 0, nil
+    if have then
+      n = db.first("SELECT count(*) AS n FROM signals WHERE strategy = ?", name).n
+      last = db.first("SELECT ts, side, instrument FROM signals WHERE strategy = ? ORDER BY ts DESC, id DESC LIMIT 1", name)
+    end
+    put("  %-20s %-4s signals %-7d %s", name, strategies[name].enabled == false and "off" or "live", n,
+      last and ("last %s %s, bar of %s ago"):format(last.side, last.instrument, ago(now - last.ts)) or "none yet")
+  end
   io.stdout:write(table.concat(out, "\n"), "\n")
   return 0
 end

@@ -177,33 +177,18 @@ function K.upsert(tbl, rows, keys, keep, columns)
     for k in pairs(rows[1]) do columns[#columns + 1] = k end
     table.sort(columns)
   end
-  if not keep then                              -- one batch in C: positional rows in column order
-    local list = {}
-    for i, r in ipairs(rows) do
-      local row = {}
+  local list = {}                               -- one batch through db.upsert: positional rows
+  for i, r in ipairs(rows) do                   -- (by name when the first column is nil: a
+    local row = {}                              -- positional row is told by its first value)
+    if r[columns[1]] ~= nil then
       for j, c in ipairs(columns) do row[j] = r[c] end
-      list[i] = row
+    else
+      for _, c in ipairs(columns) do row[c] = r[c] end
     end
-    local ok, err = db.upsert(tbl, list, { keys = keys, columns = columns })
-    if not ok then error(("%s: %s"):format(tbl, err)) end
-    return
+    list[i] = row
   end
-  local fixed, sets, marks = {}, {}, {}
-  for _, k in ipairs(keys) do fixed[k] = true end
-  for _, k in ipairs(keep) do fixed[k] = true end
-  for i, c in ipairs(columns) do
-    marks[i] = "?"
-    if not fixed[c] then sets[#sets + 1] = ("%s = excluded.%s"):format(c, c) end
-  end
-  local sql = ("INSERT INTO %s (%s) VALUES (%s) ON CONFLICT (%s) DO %s"):format(tbl,
-    table.concat(columns, ", "), table.concat(marks, ", "), table.concat(keys, ", "),
-    #sets > 0 and "UPDATE SET " .. table.concat(sets, ", ") or "NOTHING")
-  local args = {}
-  for _, r in ipairs(rows) do
-    for i, c in ipairs(columns) do args[i] = r[c] end
-    local ok, err = db.exec(sql, table.unpack(args, 1, #columns))
-    if not ok then error(("%s: %s"):format(tbl, err)) end
-  end
+  local ok, err = db.upsert(tbl, list, { keys = keys, columns = columns, keep = keep })
+  if not ok then error(("%s: %s"):format(tbl, err)) end
 end
 
 -- An `instruments` row of a source (first_seen kept).

@@ -3,7 +3,8 @@
 (default 10 million) against plain C over SQLite on the same rows, in the same run.
 
 usage: run_replay.py --candled BUILD/candled --baseline BUILD/tests/bench/replay_baseline
-                     [--bars 10000000] [--repeat 3] [--keep DIR]
+                     [--bars 10000000] [--repeat 3] [--keep DIR]   (--keep: keep the folder, and reuse its
+                     database on the next run with the same --bars)
 
 One database: the series is catalogued through `candled eval` (db.upsert of one bar), then
 replay_baseline fills `bars` with a seeded random walk. Each repeat runs, in turn:
@@ -12,8 +13,10 @@ replay_baseline fills `bars` with a seeded random walk. Each repeat runs, in tur
          of scripts/lib/indicators.lua: its signal count must equal the replay's
   noop   candled replay of a strategy whose on_bar does nothing (stepping + simulation + report)
   sma    candled replay --strategy sma_cross (the module shipped in strategies/), fees and slippage
-Wall time of the whole process (the replay's includes start-up and writing the report), bars/s,
-peak RSS (wait4). One core: each process is single-threaded. Prints the medians and the ratios.
+CPU time (user + system, from wait4) of the whole process (the replay's includes start-up and
+writing the report): each process is single-threaded, so bars / CPU second is bars/s on one core,
+whatever else the machine runs; wall time is shown beside it. Peak RSS from wait4. Prints the
+medians and the ratios.
 """
 import argparse
 import json
@@ -39,7 +42,7 @@ def timed(cmd, cwd):
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit("failed: %s\n%s%s" % (" ".join(cmd), out, err))
-    return wall, ru.ru_maxrss / 1024, out
+    return (wall, ru.ru_utime + ru.ru_stime), ru.ru_maxrss / 1024, out
 
 
 def main():
@@ -85,15 +88,16 @@ def main():
         frm = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(T0))
         to = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(last))
         res = {k: [] for k in ("scan", "csma", "noop", "sma")}
+        walls = {k: [] for k in res}
         rss = {k: 0 for k in res}
         signals = {}
         for r in range(a.repeat):
             w, m, out = timed([baseline, "scan", db, sid], tmp)
             assert int(out.split()[0]) == a.bars, out
-            res["scan"].append(w), rss.update(scan=max(rss["scan"], m))
+            res["scan"].append(w[1]), walls["scan"].append(w[0]), rss.update(scan=max(rss["scan"], m))
             w, m, out = timed([baseline, "sma", db, sid, "10", "30"], tmp)
             signals["csma"] = int(out.split()[1])
-            res["csma"].append(w), rss.update(csma=max(rss["csma"], m))
+            res["csma"].append(w[1]), walls["csma"].append(w[0]), rss.update(csma=max(rss["csma"], m))
             for name in ("noop", "sma_cross"):
                 key = "noop" if name == "noop" else "sma"
                 w, m, out = timed([candled, "replay", "--config", cfg, "--strategy", name, "--from", frm, "--to", to,
@@ -102,19 +106,24 @@ def main():
                     rep = json.load(f)
                 assert rep["bars"] == a.bars, rep
                 signals[key] = rep["signals"]
-                res[key].append(w)
+                res[key].append(w[1])
+                walls[key].append(w[0])
                 rss[key] = max(rss[key], m)
-            print("repeat %d: " % (r + 1) + "  ".join("%s %.2f s" % (k, v[-1]) for k, v in res.items()), flush=True)
+            print("repeat %d (CPU s / wall s): " % (r + 1) + "  ".join("%s %.2f/%.2f" % (k, v[-1], walls[k][-1])
+                                                                   for k, v in res.items()), flush=True)
         med = {k: statistics.median(v) for k, v in res.items()}
+        wmed = {k: statistics.median(v) for k, v in walls.items()}
         print()
         print("%d stored 1m bars, one series, median of %d" % (a.bars, a.repeat))
         labels = {"scan": "C scan of the rows (baseline)", "csma": "C scan + SMA cross (baseline)",
                   "noop": "candled replay, no-op strategy", "sma": "candled replay --strategy sma_cross"}
         for k in ("scan", "csma", "noop", "sma"):
-            print("  %-38s %7.2f s  %12s bars/s  peak RSS %6.1f MB" % (labels[k], med[k], "{:,.0f}".format(a.bars / med[k]), rss[k]))
+            print("  %-38s %7.2f CPU s (%6.2f wall)  %12s bars/s  peak RSS %6.1f MB"
+                  % (labels[k], med[k], wmed[k], "{:,.0f}".format(a.bars / med[k]), rss[k]))
         print("  signals: C %d, replay %d (%s)" % (signals["csma"], signals["sma"],
                                                   "equal" if signals["csma"] == signals["sma"] else "DIFFERENT"))
-        print("  replay sma_cross / C scan: %.2fx the time; / C scan + SMA: %.2fx" % (med["sma"] / med["scan"], med["sma"] / med["csma"]))
+        print("  replay sma_cross / C scan: %.2fx the CPU time; / C scan + SMA: %.2fx" % (med["sma"] / med["scan"],
+                                                                                   med["sma"] / med["csma"]))
         print("  target >= 1,000,000 bars/s: %s" % ("met" if a.bars / med["sma"] >= 1e6 else "NOT met"))
         if signals["csma"] != signals["sma"]:
             sys.exit(1)

@@ -29,7 +29,7 @@ return {
 
 
 class Frames:
-    """The wire protocol (runtime/repl_proto.h) spoken directly: type byte, u32 length, payload."""
+    """The wire protocol (runtime/repl/proto.h) spoken directly: type byte, u32 length, payload."""
 
     def __init__(self, path):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -6,9 +6,12 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import subprocess
 import time
+import urllib.request
 import xml.etree.ElementTree as ET
 
 import harness
@@ -277,6 +280,10 @@ class Strategies(harness.Case):
         self.assertIn("strategy missed bars", err)
         live = self.query("SELECT ts, side, size, price FROM signals WHERE strategy = 'sma_cross' ORDER BY ts")
         self.assertGreater(len(live), 20)
+        st = self.candled("status", "--config", path)
+        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assertRegex(st.stdout, r"\n  sma_cross\s+live signals %d\s+last (buy|flat) BTCUSDT" % len(live))
+        self.assertRegex(st.stdout, r"\n  broken\s+live signals 0\s+none yet")
         r = self.candled("replay", "--config", path, "--strategy", "sma_cross", "--from", "2021-10-22",
                          "--to", "2021-10-25", "--out", "replayed")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -289,7 +296,11 @@ class Strategies(harness.Case):
 
     def test_a_strategy_hot_reloaded_mid_stream_keeps_its_state(self):
         self.strategy("counter", COUNTER % "v1")
-        cfg = self.write_config(self.base_config(strategies={"counter": {}}), scripts={})
+        with socket.socket() as s:                  # a free port for /metrics
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        cfg = self.write_config(self.base_config(strategies={"counter": {}},
+                                                 http_server={"listen": "127.0.0.1:%d" % port}), scripts={})
         p = self.start_daemon(cfg)
         self.wait_for(lambda: os.path.exists(os.path.join(self.dir, "data", "candled.sock")), what="the REPL socket")
 
@@ -311,6 +322,16 @@ class Strategies(harness.Case):
         feed(3, 2)
         self.wait_for(lambda: len(signals()) == 5, what="five signals")
         self.assertEqual(signals(), ["v1 n=1", "v1 n=2", "v1 n=3", "v2 n=4", "v2 n=5"])
+        # the subscription's counts on /metrics
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+            body = r.read().decode()
+        got = {}
+        for line in body.splitlines():
+            m = re.match(r'(candled_events_\w+)\{subscriber="strategy:counter",id="\d+"\} (\S+)$', line)
+            if m:
+                got[m.group(1)] = float(m.group(2))
+        self.assertEqual(got, {"candled_events_delivered_total": 5, "candled_events_dropped_total": 0,
+                               "candled_events_queued": 0, "candled_events_queue_capacity": 65536}, body[-3000:])
         code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
 

@@ -1,10 +1,10 @@
-/* tests/fuzz/fuzz_repl_frames.c - the REPL stream reader (runtime/repl_frame.c): the input fed in
+/* tests/fuzz/fuzz_repl_frames.c - the REPL stream reader (runtime/repl/frame.c): the input fed in
 ** pieces whose sizes come from its first byte gives the same frames as fed whole; every frame
 ** handed over lies within what was sent, and an oversized header stops the reading. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/repl_proto.h"
+#include "runtime/repl/proto.h"
 
 typedef struct {
   size_t frames, bytes;                        /* frames and payload bytes handed over */

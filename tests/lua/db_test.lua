@@ -165,6 +165,20 @@ T.test("upsert: update=false only inserts", function()
   T.eq(db.first("SELECT v FROM u3 WHERE k = 'a'").v, 1.0)
 end)
 
+T.test("upsert: keep columns are written on insert and left as stored on update", function()
+  make_upsert_table("u_keep")
+  T.eq({ db.upsert("u_keep", { { k = "a", d = 1, v = 1.0, note = "first" } }, { keys = { "k", "d" }, keep = { "note" } }) },
+       { 1, 0 })
+  T.eq({ db.upsert("u_keep", { { k = "a", d = 1, v = 2.0, note = "second" } }, { keys = { "k", "d" }, keep = { "note" } }) },
+       { 0, 1 })
+  T.eq(db.query("SELECT v, note FROM u_keep"), { { v = 2.0, note = "first" } })
+  -- only kept columns differ: nothing to update
+  T.eq({ db.upsert("u_keep", { { k = "a", d = 1, v = 2.0, note = "third" } }, { keys = { "k", "d" }, keep = { "note" } }) },
+       { 0, 0 })
+  T.raises(function() db.upsert("u_keep", { { k = "a", d = 1 } }, { keys = { "k", "d" }, keep = "note" }) end,
+           "option 'keep' must be a list")
+end)
+
 T.test("upsert: positional rows with opts.columns", function()
   make_upsert_table("u4")
   local opts = { keys = { "k", "d" }, columns = { "k", "d", "v", "note" } }

@@ -1,7 +1,7 @@
 /*
-** runtime/repl_frame.c - the REPL stream split into frames (see repl_proto.h).
+** runtime/repl/frame.c - the REPL stream split into frames (see proto.h).
 */
-#include "runtime/repl_proto.h"
+#include "runtime/repl/proto.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
-** runtime/repl.c - the REPL server: a uv_pipe_t listening on a Unix socket, one client struct per
+** runtime/repl/server.c - the REPL server: a uv_pipe_t listening on a Unix socket, one client struct per
 ** connection, frame parsing, and one task per input.
 **
 ** Lifetime: rt_repl_start mallocs the server (rt->repl) and rt_repl_close frees it once the
@@ -10,7 +10,7 @@
 ** from Lua finds clients by id (rt_repl_send), never by pointer. Output queued for a client is
 ** bounded (MAX_QUEUED): a client that stops reading is dropped.
 */
-#include "runtime/repl.h"
+#include "runtime/repl/server.h"
 
 #include <errno.h>
 #include <lauxlib.h>
@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "runtime/log.h"
-#include "runtime/repl_proto.h"
+#include "runtime/repl/proto.h"
 #include "runtime/task.h"
 #include "runtime/vm.h"
 

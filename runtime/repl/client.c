@@ -8,7 +8,7 @@
 ** pointer for its callbacks and signals carry none either, so the connection used by completion and
 ** the Ctrl-C flag are file statics, set only while readline() / a reply wait is in progress.
 */
-#include "app/repl_client.h"
+#include "runtime/repl/client.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -21,7 +21,7 @@
 
 #include <editline/readline.h>
 
-#include "runtime/repl_proto.h"
+#include "runtime/repl/proto.h"
 
 typedef enum { END_RESULT, END_ERROR, END_MORE, END_LOST } end_t;
 

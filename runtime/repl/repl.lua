@@ -1,5 +1,5 @@
--- candled.repl (embedded): what the daemon's REPL does with an input. runtime/repl.c carries the
--- bytes (protocol: runtime/repl_proto.h) and calls:
+-- candled.repl (embedded): what the daemon's REPL does with an input. runtime/repl/server.c carries the
+-- bytes (protocol: runtime/repl/proto.h) and calls:
 --
 --   s          = repl.session(id)        -- a new client: its session (environment over the REPL
 --                                        -- globals, so `x = 1` lasts for that client)

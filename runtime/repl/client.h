@@ -1,6 +1,6 @@
 /*
-** app/repl_client.h - `candled repl` and `candled reload`: plain blocking clients of the
-** daemon's REPL socket (protocol: repl_proto.h). Built into the executable only (libedit).
+** runtime/repl/client.h - `candled repl` and `candled reload`: plain blocking clients of the
+** daemon's REPL socket (protocol: proto.h). Built into the executable only (libedit).
 */
 #ifndef RT_REPL_CLIENT_H
 #define RT_REPL_CLIENT_H

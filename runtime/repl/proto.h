@@ -1,6 +1,6 @@
 /*
-** runtime/repl_proto.h - the REPL wire protocol, shared by the daemon (repl.c) and the client
-** (app/repl_client.c).
+** runtime/repl/proto.h - the REPL wire protocol, shared by the daemon (server.c) and the client
+** (client.c).
 **
 ** A stream of frames over a local Unix socket: 1 type byte (ASCII), 4 bytes of payload length
 ** (big-endian, at most RT_REPL_MAX_FRAME) and the payload (bytes, no terminator).
@@ -47,7 +47,7 @@ static inline uint32_t rt_repl_get_length(const unsigned char h[RT_REPL_HEADER])
 }
 
 /*
-** Splitting the stream into frames (repl_frame.c; the daemon's reader, fuzzed by
+** Splitting the stream into frames (frame.c; the daemon's reader, fuzzed by
 ** tests/fuzz/fuzz_repl_frames.c). A reader keeps the bytes of an incomplete frame between reads.
 */
 typedef struct rt_repl_reader_s {

@@ -1,8 +1,8 @@
 /*
-** runtime/repl.h - the daemon's REPL server: a Unix socket (mode 0600) that several clients use at
+** runtime/repl/server.h - the daemon's REPL server: a Unix socket (mode 0600) that several clients use at
 ** once; each input runs as a task in the live VM. The bytes and handles are here; what an input
 ** means (evaluation, printing, helpers, completion) is the embedded Lua module candled.repl.
-** Protocol: runtime/repl_proto.h. All functions: loop thread only.
+** Protocol: runtime/repl/proto.h. All functions: loop thread only.
 */
 #ifndef RT_REPL_H
 #define RT_REPL_H
