@@ -69,6 +69,7 @@ bench: deps
 	python3 tests/bench/run_qlib.py --candled build-rel/candled --baseline build-rel/tests/bench/qlib_baseline
 	python3 tests/bench/run_replay.py --candled build-rel/candled --baseline build-rel/tests/bench/replay_baseline
 	python3 tests/bench/run_binance.py --candled build-rel/candled
+	python3 tests/bench/run_ws.py --candled build-rel/candled
 
 clean:
 	rm -rf build build-asan build-rel build-old build-fuzz
