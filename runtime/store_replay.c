@@ -19,8 +19,9 @@ struct rt_store_replay_s {
   cursor_t c[];
 };
 
+/* A bar without an open or a close (a source's all-null minute) is no price: skipped, as live. */
 static const char SQL[] = "SELECT ts, open, high, low, close, volume FROM bars WHERE series = ?1 AND ts >= ?2 "
-                          "AND ts <= ?3 ORDER BY ts";
+                          "AND ts <= ?3 AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts";
 
 /* Step cursor i: has_row and ts, or finalize at the end. Returns SQLITE_OK or an error code. */
 static int advance(cursor_t *c) {

@@ -3,7 +3,8 @@
 **
 ** One statement per series walks its bars by primary key (series, ts) between the series' own
 ** start and a common end; the rows are merged by (ts, series position in the list). Nothing is
-** sorted and no row is kept: memory does not grow with the range. The statements are the
+** sorted and no row is kept: memory does not grow with the range. Bars without an open or a close
+** (a source's all-null minute) are skipped. The statements are the
 ** replay's own (not the store's cache) and are finalized by _close. Loop thread; the replay must
 ** end before the store closes.
 */

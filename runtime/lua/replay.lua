@@ -113,7 +113,8 @@ end
 -- ---- series --------------------------------------------------------------------------------------
 
 local SERIES = "SELECT id, source FROM series WHERE instrument = ? AND timeframe = ? AND (?3 IS NULL OR source = ?3) ORDER BY source"
-local WARM_FROM = "SELECT ts FROM bars WHERE series = ? AND ts < ? ORDER BY ts DESC LIMIT 1 OFFSET ?"
+local WARM_FROM = [[SELECT ts FROM bars WHERE series = ? AND ts < ? AND open IS NOT NULL AND close IS NOT NULL
+  ORDER BY ts DESC LIMIT 1 OFFSET ?]]
 
 local function resolve_series(spec, from)
   local list = {}

@@ -160,9 +160,9 @@ local SIGNALS = [[CREATE TABLE IF NOT EXISTS signals (
 local SIGNAL_INSERT = [[INSERT INTO signals (strategy, source, instrument, timeframe, ts, side, size, reason,
   price, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)]]
 local WARM = [[SELECT ts, open, high, low, close, volume FROM candles WHERE source = ? AND instrument = ?
-  AND timeframe = ? AND ts <= ? ORDER BY ts DESC LIMIT ?]]
+  AND timeframe = ? AND ts <= ? AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts DESC LIMIT ?]]
 local WARM_ANY = [[SELECT source, ts, open, high, low, close, volume FROM candles WHERE instrument = ?
-  AND timeframe = ? AND ts <= ? ORDER BY ts DESC LIMIT ?]]
+  AND timeframe = ? AND ts <= ? AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts DESC LIMIT ?]]
 
 local states = {}          -- ctx.state by strategy: outlives the module's code (hot reload)
 local runners = {}         -- by strategy: {sub, ctx, last = {series key = ts}}
@@ -193,6 +193,7 @@ end
 -- One bar for a live runner: bars of a series at or before the last one fed are skipped (a
 -- corrected bar or a warm-up bar that also arrived as an event), so each bar is fed once.
 local function live_bar(r, bar)
+  if bar.open == nil or bar.close == nil then return end   -- an all-null minute: no price (as in replay)
   local key = bar.source .. "\31" .. bar.instrument .. "\31" .. bar.timeframe
   local last = r.last[key]
   if last and bar.ts <= last then return end

@@ -107,7 +107,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "replay_baseline: bad arguments\n");
     return 2;
   }
-  if (sqlite3_prepare_v2(db, "SELECT ts, open, high, low, close, volume FROM bars WHERE series = ? ORDER BY ts",
+  if (sqlite3_prepare_v2(db, "SELECT ts, open, high, low, close, volume FROM bars WHERE series = ? "
+                             "AND open IS NOT NULL AND close IS NOT NULL ORDER BY ts",
                          -1, &st, NULL) != SQLITE_OK)
     die(db, "prepare");
   sqlite3_bind_int64(st, 1, series);

@@ -70,6 +70,8 @@ def fill_lua(bars, source="test", instrument="AAA"):
     for i, (o, c) in enumerate(bars):
         rows.append('{source="%s", instrument="%s", timeframe="1m", ts=%d, open=%r, high=%r, low=%r, close=%r, volume=1}'
                     % (source, instrument, T0 + 60 * i, float(o), float(max(o, c) + 1), float(min(o, c) - 1), float(c)))
+    # and an all-null minute after them (as Yahoo stores): no price, skipped by the replay
+    rows.append('{source="%s", instrument="%s", timeframe="1m", ts=%d}' % (source, instrument, T0 + 60 * len(bars)))
     return ('local db = require "rt.db"\nassert(db.upsert("candles", {%s}, {keys={"source","instrument","timeframe","ts"}}))\n'
             % ",\n".join(rows))
 
