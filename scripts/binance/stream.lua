@@ -4,7 +4,8 @@
 -- selection: the `symbols` list and the `quote_assets`, in `statuses`, futures also by contract
 -- type) gets a `<symbol>@kline_1m` stream; streams are grouped into combined-stream connections of
 -- at most `ws_streams_per_connection` (Binance's limit: 1024) at `ws_url` + "/stream?streams=..."
--- (the USDT-M ws_url ends with the /market route). Only closed candles (k.x = true) are stored, in
+-- (the USDT-M ws_url ends with the /market route): the first `ws_url_streams` in the URL, the others
+-- SUBSCRIBEd in batches of `ws_subscribe_batch`, one request every `ws_subscribe_pace` seconds. Only closed candles (k.x = true) are stored, in
 -- `candles` as the REST scripts store them (COIN-M: volume = base volume, quote_volume = contracts x
 -- contract size).
 --
@@ -45,6 +46,9 @@ local function WS_SPEC(market)
     ws_reselect = { 300, C.number(1, 86400) },
     ws_fill_concurrency = { 4, C.number(1, 64) },
     ws_queue = { 16384, C.number(16, 1e6) },
+    ws_url_streams = { 50, C.number(1, 1024) },
+    ws_subscribe_batch = { 200, C.number(1, 1024) },
+    ws_subscribe_pace = { futures and 0.125 or 0.25, C.number(0, 60) },
   }
 end
 
@@ -124,7 +128,22 @@ local function connection(o, names, stats)
   local list = {}
   for name in pairs(names) do list[#list + 1] = name end
   table.sort(list)
-  local url = o.ws_url .. "/stream?streams=" .. table.concat(list, "/")
+  -- A URL with 1024 stream names is ~25 KB: the first ws_url_streams go in the URL, the rest are
+  -- subscribed in batches, paced under Binance's limit on incoming messages (5/s spot, 10/s futures).
+  local url = o.ws_url .. "/stream?streams=" .. table.concat(list, "/", 1, math.min(#list, o.ws_url_streams))
+  local function subscribe(c, seen)
+    local id, i = 0, o.ws_url_streams + 1
+    while i <= #list do
+      local batch = {}
+      for j = i, math.min(#list, i + o.ws_subscribe_batch - 1) do batch[#batch + 1] = list[j] end
+      id = id + 1
+      time.sleep(o.ws_subscribe_pace)
+      if not c:send(json.encode({ method = "SUBSCRIBE", params = batch, id = id })) then return end
+      local now = time.monotonic()
+      for _, name in ipairs(batch) do seen[name] = now end          -- the watchdog starts now
+      i = i + #batch
+    end
+  end
   local F <close> = setmetatable(filler(o, stats), { __close = function(f) f.stop() end })
   F.start()
   local attempt = 0
@@ -140,9 +159,14 @@ local function connection(o, names, stats)
       local c <close> = conn
       stats.connects = stats.connects + 1
       local opened, last = time.monotonic(), time.monotonic()
-      local seen, last_final = {}, {}
-      for name in pairs(names) do seen[name] = opened end
+      local seen, last_final, fresh = {}, {}, {}
+      for i, name in ipairs(list) do
+        seen[name] = i <= o.ws_url_streams and opened or math.huge      -- subscribed later: from then
+        fresh[name] = true
+      end
       local pending, why = {}, nil
+      local sub = #list > o.ws_url_streams and task.spawn(subscribe, c, seen)
+      local sub_guard <close> = setmetatable({}, { __close = function() if sub then sub:cancel() end end })
       local watch_every, next_scan = o.ws_cadence, opened + o.ws_cadence
       local function flush()
         if #pending > 0 then
@@ -164,7 +188,8 @@ local function connection(o, names, stats)
             local k, name = d.k, m.stream
             stats.messages = stats.messages + 1
             local t = math.tointeger(k.t) // 1000
-            if seen[name] <= opened then                        -- the stream's first message: the gap
+            if fresh[name] then                                 -- the stream's first message: the gap
+              fresh[name] = nil
               local newest = series.newest(o.source, k.s, "1m")
               if newest then F.add(k.s, newest + STEP, t - STEP) end
             end
@@ -177,6 +202,8 @@ local function connection(o, names, stats)
             end
           elseif type(d) == "table" and d.e == "serverShutdown" then
             why = "serverShutdown"
+          elseif ok and type(m) == "table" and m.code ~= nil then        -- a refused request
+            log.warn("stream request refused", { source = o.source, code = m.code, error = m.msg, id = m.id })
           end
           if #pending >= 512 or c:stats().queued == 0 then flush() end
         end

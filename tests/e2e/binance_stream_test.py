@@ -1,6 +1,6 @@
 """End to end: Binance live 1m klines over WebSocket (scripts/binance/stream.lua) in the real daemon,
-against the combined-stream mock (tests/mock/binance_ws.py, a mock minute = 1/60 real second... here
-scale 60: a mock minute per real second) and the REST mock's live mode for the missed minutes.
+against the combined-stream mock (tests/mock/binance_ws.py at scale 60: a mock minute per real
+second) and the REST mock's live mode for the missed minutes.
 
 Each fault - a connection dropped mid-minute with an outage after it, a silent stream, the 24 h
 cut (scaled), proactive or not - must end in a complete 1m series, bar for bar equal to what the
@@ -130,7 +130,10 @@ class Stream(harness.Case):
         code, err = self.stop_daemon(d)
         self.assertEqual(code, 0, err)
         state = self.ws.call("GET", "/_mock/ws")
-        self.assertEqual(len([c for c in state["connections"] if c["closed_by"] == "drop"]), 3)
+        dropped = [c for c in state["connections"] if c["closed_by"] == "drop"]
+        self.assertEqual(len(dropped), 3)
+        for c in dropped:                       # mid-minute: at second 30 of the mock's clock
+            self.assertTrue(30000 <= c["closed_ms"] % 60000 < 34000, c["closed_ms"] % 60000)
         self.assertGreaterEqual(len(state["connections"]), 6, "each market reconnected")
         self.assertGreater(len(self.rest_fills()), 0, "the missed minutes came over REST")
         self.assert_complete(markets, 8)

@@ -27,6 +27,11 @@ Pings: the server pings every `ping_every` mock seconds (spot 20, futures 180) w
 connection with no matching pong `pong_within` mock seconds later (spot 60, futures 600) is cut.
 Each connection lives `lifetime` mock seconds (86400: Binance's 24 h), then the server cuts it.
 
+Requests on a connection (JSON text): {"method": "SUBSCRIBE" | "UNSUBSCRIBE", "params": [names],
+"id": n} -> {"result": null, "id": n}; "LIST_SUBSCRIPTIONS" -> {"result": [names], "id": n}; a bad
+stream or more than max_streams -> {"code": 2, "msg": "Invalid request: ...", "id": n}, bad JSON ->
+code 3. More than 5 requests a second (spot; futures 10) cut the connection (closed_by "rate").
+
 Control (plain HTTP on the same port):
   POST /_mock/ws {"scale":, "start_ms":, "tick":, "lifetime":, "ping_every":, "pong_within":,
                   "max_streams":,
@@ -39,7 +44,8 @@ Control (plain HTTP on the same port):
                   "down": mock seconds}                      new connections are refused (HTTP 503)
                                                              for that long (an outage)
   GET  /_mock/ws   {"now_ms", "connections": [{id, path, streams, opened_ms, closed_ms, closed_by
-                   ("client" | "drop" | "lifetime" | "no_pong" | "eof"), sent, finals, pings, pongs}],
+                   ("client" | "drop" | "lifetime" | "no_pong" | "rate" | "eof"), sent, finals, pings,
+                   pongs, subscribes}],
                    "served": {"<stream>": [open times of the k.x=true bars sent]}, "refused": n}
   POST /_mock/reset  everything back to the command line's settings
 """
@@ -58,6 +64,7 @@ import wsproto  # noqa: E402
 ROUTES = {"/spot/stream": "spot", "/stream": "spot", "/usdm/market/stream": "usdm", "/market/stream": "usdm",
           "/coinm/stream": "coinm"}
 PING = {"spot": (20, 60), "usdm": (180, 600), "coinm": (180, 600)}
+RATE = {"spot": 5, "usdm": 10, "coinm": 10}             # incoming messages a second
 
 
 class Opts:
@@ -81,7 +88,7 @@ class State:
         self.lifetime = 86400.0
         self.ping_every = self.pong_within = None      # per market unless set
         self.max_streams = 1024
-        self.drop_at = None                              # second of a minute of a pending drop
+        self.drop_at = None                              # mock ms of a pending drop
         self.down_after_drop = 0
         self.silent_until = 0.0                          # mock ms
         self.down_until = 0.0                            # mock ms
@@ -119,9 +126,16 @@ class State:
         return self.symbols[m].get(name)
 
 
-def kline_msg(st, m, sym, stream, iv_name, t, iv, now_ms, final):
-    """One combined-stream message for the bar opening at t (ms)."""
-    row = json.loads(st.rest.row(m, sym, t, iv, None if final else now_ms))
+def kline_msg(st, m, sym, stream, iv_name, t, iv, now_ms, final, cache=None):
+    """One combined-stream message for the bar opening at t (ms). `cache` (a dict for one tick)
+    shares the bar's values between streams of the same asset (the BENCH symbols)."""
+    asset = "BENCH" if sym["symbol"].startswith("BENCH") else sym["symbol"]
+    key = (m, asset, t, final)
+    row = cache.get(key) if cache is not None else None
+    if row is None:
+        row = json.loads(st.rest.row(m, sym, t, iv, None if final else now_ms))
+        if cache is not None:
+            cache[key] = row
     e_ms = t + iv - 1 + 200 if final else int(now_ms)
     first = 100000 + t // 1000
     k = {"t": t, "T": t + iv - 1, "s": sym["symbol"], "i": iv_name, "f": first, "L": first + row[8], "o": row[1],
@@ -139,12 +153,23 @@ class Conn:
         st.next_id += 1
         self.opened = st.now_ms()
         self.closed_ms, self.closed_by = None, None
-        self.sent = self.finals = self.pings = 0
+        self.sent = self.finals = self.pings = self.subscribes = 0
+        self.arrivals = []                               # real times of the client's last messages
+
+    def over_rate(self):
+        """Binance allows 5 incoming messages a second on spot, 10 on futures (pings and pongs
+        count too; the mock counts the client's requests); past it the connection is cut."""
+        now = time.time()
+        self.arrivals.append(now)
+        self.arrivals = [t for t in self.arrivals if t > now - 1.0]
+        return len(self.arrivals) > RATE[self.market]
+
 
     def info(self):
         return {"id": self.id, "path": self.path, "market": self.market, "streams": [s[0] for s in self.streams],
                 "opened_ms": int(self.opened), "closed_ms": self.closed_ms and int(self.closed_ms),
                 "closed_by": self.closed_by, "sent": self.sent, "finals": self.finals, "pings": self.pings,
+                "subscribes": self.subscribes,
                 "pongs": len(self.ws.pongs)}
 
     def end(self, by):
@@ -162,13 +187,14 @@ class Conn:
         ping_every, pong_within = PING[self.market]
         next_ping = now + (st.ping_every or ping_every) * 1000
         waiting = None                                   # (payload, deadline ms)
+        next_tick = time.monotonic()
         while not ws.closed:
             now = st.now_ms()
             if now - self.opened >= st.lifetime * 1000:
                 self.end("lifetime")
                 ws.abort()
                 return
-            if st.drop_at is not None and int(now // 1000) % 60 == st.drop_at:
+            if st.drop_at is not None and now >= st.drop_at:
                 st.drop_all()
                 return
             if waiting and waiting[0] in ws.pongs:
@@ -184,24 +210,29 @@ class Conn:
                     self.pings += 1
                     waiting = waiting or (payload, now + (st.pong_within or pong_within) * 1000)
                     next_ping = now + (st.ping_every or ping_every) * 1000
-                for name, sym, iv_name, iv in self.streams:
+                cache = {}
+                for name, sym, iv_name, iv in list(self.streams):
                     t = int(now // iv * iv)
+                    if name not in cur:                  # subscribed since the last tick
+                        cur[name] = t
                     while cur[name] < t:                  # bars that closed since the last tick
-                        ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, cur[name], iv, now, True))
+                        ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, cur[name], iv, now, True,
+                                                         cache))
                         st.served.setdefault(name, []).append(cur[name])
                         self.finals += 1
                         self.sent += 1
                         cur[name] += iv
-                    ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, t, iv, now, False))
+                    ws.write_text_nowait(kline_msg(st, self.market, sym, name, iv_name, t, iv, now, False, cache))
                     self.sent += 1
                 try:
                     await ws.writer.drain()
                 except ConnectionError:
                     return                               # the reader tells how it ended
             else:
-                for name, _, _, iv in self.streams:      # silence loses the closes of that time
+                for name, _, _, iv in list(self.streams):  # silence loses the closes of that time
                     cur[name] = int(now // iv * iv)
-            await asyncio.sleep(st.tick)
+            next_tick = max(next_tick + st.tick, time.monotonic())   # a steady rate, late ticks not caught up
+            await asyncio.sleep(next_tick - time.monotonic())
 
 
 async def control(st, req, writer):
@@ -225,8 +256,11 @@ async def control(st, req, writer):
             st.down_after_drop = float((spec["drop"] or {}).get("down", 0))
             if at is None:
                 st.drop_all()
-            else:
-                st.drop_at = int(at)
+            else:                                        # the next moment at that second of a minute
+                now = st.now_ms()
+                st.drop_at = now // 60000 * 60000 + float(at) * 1000
+                if st.drop_at <= now:
+                    st.drop_at += 60000
         if "down" in spec:
             st.down_until = st.now_ms() + float(spec["down"]) * 1000
         if "silent" in spec:
@@ -243,6 +277,53 @@ async def control(st, req, writer):
                  b"Connection: close\r\n\r\n" % len(data) + data)
     await writer.drain()
     writer.close()
+
+
+def parse_streams(st, market, names):
+    """[(name, symbol, interval, iv ms)] or raise ValueError naming the bad stream."""
+    out = []
+    for name in names:
+        sym_name, _, kind = name.partition("@")
+        iv_name = kind[len("kline_"):] if kind.startswith("kline_") else None
+        sym = st.symbol(market, sym_name.upper()) if sym_name == sym_name.lower() else None
+        if not sym or iv_name not in binance.INTERVALS or (iv_name == "1s" and market != "spot"):
+            raise ValueError(name)
+        out.append((name, sym, iv_name, binance.INTERVALS[iv_name] * 1000))
+    return out
+
+
+async def on_message(st, conn, data):
+    """A client's JSON request: SUBSCRIBE, UNSUBSCRIBE, LIST_SUBSCRIPTIONS (Binance's answers)."""
+    ws = conn.ws
+    try:
+        req = json.loads(data)
+        method, params, rid = req.get("method"), req.get("params", []), req.get("id")
+    except (ValueError, AttributeError):
+        await ws.send_text(json.dumps({"code": 3, "msg": "Invalid JSON: expected an object"}))
+        return
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list):
+        try:
+            streams = parse_streams(st, conn.market, params)
+        except ValueError as e:
+            await ws.send_text(json.dumps({"code": 2, "msg": "Invalid request: unknown stream '%s'" % e, "id": rid}))
+            return
+        have = {s[0] for s in conn.streams}
+        if method == "SUBSCRIBE":
+            new = [s for s in streams if s[0] not in have]
+            if len(conn.streams) + len(new) > st.max_streams:
+                await ws.send_text(json.dumps({"code": 2, "msg": "Invalid request: more than %d streams" %
+                                               st.max_streams, "id": rid}))
+                return
+            conn.streams.extend(new)
+        else:
+            gone = {s[0] for s in streams}
+            conn.streams[:] = [s for s in conn.streams if s[0] not in gone]
+        conn.subscribes += 1
+        await ws.send_text(json.dumps({"result": None, "id": rid}))
+    elif method == "LIST_SUBSCRIPTIONS":
+        await ws.send_text(json.dumps({"result": [s[0] for s in conn.streams], "id": rid}))
+    else:
+        await ws.send_text(json.dumps({"code": 2, "msg": "Invalid request: unknown method", "id": rid}))
 
 
 async def handle(st, reader, writer):
@@ -264,14 +345,10 @@ async def handle(st, reader, writer):
         return
     names = [s for s in req.query.get("streams", "").split("/") if s]
     streams, bad = [], None
-    for name in names:
-        sym_name, _, kind = name.partition("@")
-        iv_name = kind[len("kline_"):] if kind.startswith("kline_") else None
-        sym = st.symbol(market, sym_name.upper()) if sym_name == sym_name.lower() else None
-        if not sym or iv_name not in binance.INTERVALS or (iv_name == "1s" and market != "spot"):
-            bad = name
-            break
-        streams.append((name, sym, iv_name, binance.INTERVALS[iv_name] * 1000))
+    try:
+        streams = parse_streams(st, market, names)
+    except ValueError as e:
+        bad = str(e)
     if bad or not streams or len(streams) > st.max_streams:
         why = ("Invalid request: unknown stream '%s'" % bad if bad else "Invalid request: no streams" if not streams
                else "Invalid request: more than %d streams" % st.max_streams)
@@ -286,7 +363,13 @@ async def handle(st, reader, writer):
     async def reader_loop():                             # pongs and client messages
         try:
             while True:
-                await ws.recv()
+                op, data = await ws.recv()
+                if conn.over_rate():
+                    conn.end("rate")
+                    ws.abort()
+                    return
+                if op == wsproto.OP_TEXT:
+                    await on_message(st, conn, data)
         except wsproto.Closed as e:
             conn.end("client" if e.code != 1006 else "eof")
             ws.closed = True

@@ -142,6 +142,30 @@ class BinanceWsMock(unittest.TestCase):
         self.assertEqual(c.status, 101)
         c.close()
 
+    def test_subscribe_and_request_rate(self):
+        c = Client(self.port, "/spot/stream?streams=btcusdt@kline_1m")
+        c.send(1, json.dumps({"method": "SUBSCRIBE", "params": ["ethusdt@kline_1m", "bench7@kline_1m"], "id": 1}).encode())
+        c.send(1, json.dumps({"method": "SUBSCRIBE", "params": ["ETHUSDT@kline_1m"], "id": 2}).encode())
+        c.send(1, json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 3}).encode())
+        answers, streams = {}, set()
+        t0 = time.time()
+        while (len(answers) < 3 or len(streams) < 3) and time.time() - t0 < 5:
+            m = c.recv()
+            if "id" in m:
+                answers[m["id"]] = m
+            else:
+                streams.add(m["stream"])
+        self.assertEqual(answers[1], {"result": None, "id": 1})
+        self.assertEqual(answers[2]["code"], 2)
+        self.assertEqual(sorted(answers[3]["result"]), ["bench7@kline_1m", "btcusdt@kline_1m", "ethusdt@kline_1m"])
+        self.assertEqual(streams, {"bench7@kline_1m", "btcusdt@kline_1m", "ethusdt@kline_1m"})
+        for i in range(7):                                  # more than 5 requests in a second
+            c.send(1, json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 10 + i}).encode())
+        while c.recv() is not None:
+            pass
+        self.assertEqual(self.ctl("GET", "/_mock/ws")["connections"][0]["closed_by"], "rate")
+        c.close()
+
     def test_pings_lifetime_drop(self):
         self.ctl("POST", "/_mock/ws", {"ping_every": 5, "pong_within": 10})
         quiet = Client(self.port, "/spot/stream?streams=btcusdt@kline_1m", pong=False)
