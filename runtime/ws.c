@@ -588,7 +588,7 @@ void rt_ws_close(rt_ws_conn_t *c) {
       if (c->ohead) lws_callback_on_writable(c->wsi);   /* what was queued goes first */
       else start_close(c, 1);
     } else {
-      lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);   /* still connecting */
     }
   }
   mark_closed(c);
