@@ -68,8 +68,34 @@ static const char *error_text(lua_State *L, int idx, const char *path) {
   return lua_pushfstring(L, "%s: raised an error that is not a string (a %s value)", path, luaL_typename(L, idx));
 }
 
+static int load_limited(lua_State *L, const char *path, int must_exist, char *const *envp, double seconds,
+                        char *err, size_t errlen);
+
+/* Make a message one line: control characters (a line break in an error() message or in a key's
+** name) are written as \n, \r, \t or \xHH, truncated to the buffer. */
+static void one_line(char *err, size_t errlen) {
+  char out[2048];
+  size_t o = 0;
+  for (const unsigned char *p = (const unsigned char *)err; *p && o + 5 < sizeof out; p++) {
+    if (*p >= 0x20 && *p != 0x7f) out[o++] = (char)*p;
+    else if (*p == '\n') o += (size_t)snprintf(out + o, sizeof out - o, "\\n");
+    else if (*p == '\r') o += (size_t)snprintf(out + o, sizeof out - o, "\\r");
+    else if (*p == '\t') o += (size_t)snprintf(out + o, sizeof out - o, "\\t");
+    else o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02X", *p);
+  }
+  out[o] = 0;
+  snprintf(err, errlen, "%s", out);
+}
+
 int rt_config_load_limited(lua_State *L, const char *path, int must_exist, char *const *envp, double seconds,
                            char *err, size_t errlen) {
+  int rc = load_limited(L, path, must_exist, envp, seconds, err, errlen);
+  if (rc < 0) one_line(err, errlen);
+  return rc;
+}
+
+static int load_limited(lua_State *L, const char *path, int must_exist, char *const *envp, double seconds,
+                        char *err, size_t errlen) {
   const char *file = path ? path : "(defaults)";
   int top = lua_gettop(L);
   FILE *fp = path ? fopen(path, "r") : NULL;

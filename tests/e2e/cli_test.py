@@ -52,6 +52,17 @@ class Cli(harness.Case):
         self.assertIn("budgets.api.reserve: must be at least 0 and below 1", line)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "data")), "nothing is created for a bad config")
 
+    def test_a_config_error_with_line_breaks_is_one_line(self):
+        # found by tests/fuzz/fuzz_config.c: error() text and key names with line breaks
+        for text, want in (('error("line one\\nline two")', "line one\\nline two"),
+                           ('return { ["x\\ny"] = 1 }', "x\\ny: unknown key")):
+            path = os.path.join(self.dir, "config.lua")
+            with open(path, "w") as f:
+                f.write(text + "\n")
+            r = self.candled("eval", "--config", path, "-", stdin="")
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(want, self.one_line(r.stderr))
+
     def test_missing_explicit_config(self):
         r = self.candled("run", "--config", os.path.join(self.dir, "nope.lua"))
         self.assertEqual(r.returncode, 1)
