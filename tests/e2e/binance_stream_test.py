@@ -190,6 +190,8 @@ class Stream(harness.Case):
         by = [c["closed_by"] for c in conns]
         self.assertGreaterEqual(by.count("client"), 4, by)
         self.assertNotIn("lifetime", by, "replaced before the cut")
+        self.assertEqual(self.rest_fills(), [], "make before break: no minute to fetch over REST")
+        self.assertIn("replaced before the 24 h cut", err)
         self.assert_complete(("spot", "usdm"), 7)
         # without the proactive reconnect the server cuts; the series stays complete all the same
         d = self.run_daemon(self.config(("spot",)))
