@@ -15,8 +15,9 @@
 ** strings), and a bounded queue. Delivery never waits: when a subscriber's queue is full the event
 ** is dropped for that subscriber only, counted, and the subscriber's next delivery is preceded by
 ** an "overflow" event {dropped = n, first_seq, last_seq}; alert `events_overflow` (subject: the
-** subscriber's name) opens soon after (from a 0 ms timer, never inside the commit) and resolves
-** when the subscriber has emptied its queue. The task side (parking, handing events to Lua) is in
+** subscriber's name) opens (or is refreshed with the count) soon after, from a 0 ms timer, never
+** inside the commit, and resolves once the subscriber has emptied its queue (at that same tick
+** when it already has). The task side (parking, handing events to Lua) is in
 ** bindings/events.c.
 **
 ** Lifetime: the bus is created on first use (rt_events_of) and freed by rt_events_close (rt_close).
@@ -68,6 +69,7 @@ typedef struct rt_events_sub_s {
   int ahead;                   /* queued events older than the first pending drop */
   int closed;                  /* no more deliveries; the task ends when it sees this */
   int alerted;                 /* events_overflow is open for this subscriber */
+  int overflowed;              /* dropped since the alarm last looked */
   void *waiter;                /* the parked task (rt_task_t *) waiting for an event, or NULL */
   void (*wake)(struct rt_events_sub_s *sub);   /* resumes the waiter (bindings/events.c) */
   struct rt_events_sub_s *next;

@@ -282,7 +282,12 @@ local function window(S, o, inst, tf, step, lo, hi, priority, now, on_rows)
     end
     db.tx(function()
       on_rows(rows, a, b)
-      if complete then
+      if complete and rows == got and rows[1] and rows[#rows][4] - rows[1][4] == (#rows - 1) * step then
+        -- no hole between the bars (ascending, unique, on the grid, as many as the span holds):
+        -- only the two ends can be empty
+        series.record_empties(S.name, inst, tf, step, { rows[1][4] }, a - step, nil, now)
+        series.record_empties(S.name, inst, tf, step, { rows[#rows][4] }, nil, through + step, now)
+      elseif complete then
         series.record_empties(S.name, inst, tf, step, K.bar_times(rows), a - step, through + step, now)
       end
     end)
