@@ -95,6 +95,10 @@ return {
       },
     },
   },
+  -- Strategies run live on the candles as they land (strategies/<name>.lua; see README,
+  -- Strategies), e.g. the example on the Binance BTCUSDT minutes:
+  --   strategies = { sma_cross = { fast = 10, slow = 30 } },
+  -- and over stored history: candled replay --strategy sma_cross --from 2024-01-01 --to 2024-01-31
   -- Request budgets, shared by every script that names them. The Binance markets' budgets come
   -- from their exchangeInfo (spot 6000 weight a minute, futures 2400), corrected by the server's
   -- X-MBX-USED-WEIGHT-1M; declare budgets.binance_spot (_usdm, _coinm) here to set your own, e.g.

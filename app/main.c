@@ -29,7 +29,7 @@
 #include "bindings/bindings.h"
 #include "runtime/alert.h"
 #include "runtime/budget.h"
-#include "runtime/checkpoint.h"
+#include "runtime/store_checkpoint.h"
 #include "runtime/config.h"
 #include "runtime/dblock.h"
 #include "runtime/http.h"

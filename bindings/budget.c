@@ -91,7 +91,7 @@ static int rtl_budget_admit(lua_State *L) {
   w->a.prio = (rt_prio_t)prio;
   w->t = t;
   w->b = b;
-  w->a.flow_name = t->root->name;
+  w->a.flow_name = rt_task_run_name(t);
   w->a.fn = on_admit;
   w->a.ud = w;
   int rc = rt_budget_admit(b, &w->a);

@@ -7,12 +7,16 @@
 ** Integers (no fraction or exponent, within 64 bits) decode as Lua integers, other numbers as
 ** floats, strings as strings, true/false as booleans and null as json.null. Strings in the
 ** positions listed in `numbers` (decimal strings, as exchanges send prices) become floats, parsed
-** from the body with strtod (correctly rounded) without a Lua string in between. Each row table is created at the size of
+** from the body without a Lua string in between, correctly rounded: a plain decimal of at most 15
+** or so significant digits (what exchanges send) is one exact integer divided by an exact power
+** of ten, which IEEE arithmetic rounds correctly (Clinger's fast path); anything else goes to
+** strtod. Integers of up to 18 digits are read without strtoll. Each row table is created at the size of
 ** the previous row, so a page of uniform rows never rehashes. Text that is not an array of arrays
 ** of scalars raises "json.decode_rows: <what> at byte N"; callers wanting another shape use
 ** json.decode.
 */
 #include <errno.h>
+#include <float.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,6 +124,57 @@ static void push_string(rows_parser_t *rp) {
   luaL_pushresult(&b);
 }
 
+/* Clinger's fast path: `-?digits[.digits]` whose significant digits fit in 2^53 and whose scale is
+** at most 10^22 is w / 10^k with both operands exact, so the one division rounds correctly (as
+** strtod would). Returns 0 for any other text (the caller uses strtod). Needs double arithmetic
+** without extended precision (FLT_EVAL_METHOD 0: SSE2 on x86-64, every 64-bit ARM). */
+static int exact_decimal(const char *p, size_t n, double *out) {
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+  static const double pow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  const char *e = p + n;
+  int neg = p < e && *p == '-', any = 0, dot = 0, digits = 0, scale = 0;
+  uint64_t w = 0;
+  for (p += neg; p < e; p++) {
+    unsigned c = (unsigned char)*p;
+    if (c - '0' <= 9) {
+      any = 1;
+      scale += dot;
+      if (w == 0 && c == '0') continue;         /* a leading zero */
+      if (++digits > 19) return 0;
+      w = w * 10 + (c - '0');
+    } else if (c == '.' && !dot) {
+      dot = 1;
+    } else {
+      return 0;
+    }
+  }
+  if (!any || w > (UINT64_C(1) << 53) || scale > 22) return 0;
+  double d = (double)w / pow10[scale];
+  *out = neg ? -d : d;
+  return 1;
+#else
+  (void)p, (void)n, (void)out;
+  return 0;
+#endif
+}
+
+/* `-?digits` of at most 18 digits (always within 64 bits) -> 1 and *out; else 0. */
+static int short_integer(const char *p, size_t n, long long *out) {
+  const char *e = p + n;
+  int neg = p < e && *p == '-';
+  p += neg;
+  if (p == e || e - p > 18) return 0;
+  long long v = 0;
+  for (; p < e; p++) {
+    unsigned c = (unsigned char)*p;
+    if (c - '0' > 9) return 0;
+    v = v * 10 + (long long)(c - '0');
+  }
+  *out = neg ? -v : v;
+  return 1;
+}
+
 /* A JSON number: an integer when it has neither fraction nor exponent and fits, else a float. */
 static void push_number(rows_parser_t *rp) {
   const char *q = rp->p;
@@ -134,6 +189,14 @@ static void push_number(rows_parser_t *rp) {
   char buf[64];
   size_t n = (size_t)(q - rp->p);
   if (n >= sizeof buf) fail(rp, "number too long");
+  long long iv;
+  double dv;
+  if (is_int ? short_integer(rp->p, n, &iv) : exact_decimal(rp->p, n, &dv)) {
+    if (is_int) lua_pushinteger(rp->L, (lua_Integer)iv);
+    else lua_pushnumber(rp->L, (lua_Number)dv);
+    rp->p = q;
+    return;
+  }
   memcpy(buf, rp->p, n);
   buf[n] = '\0';
   char *stop;
@@ -159,6 +222,12 @@ static void push_numeric_string(rows_parser_t *rp, int field) {
   char buf[64], *stop;
   size_t n = (size_t)(q - start);
   if (q < rp->end && *q == '"' && n > 0 && n < sizeof buf) {
+    double fast;
+    if (exact_decimal(start, n, &fast)) {
+      lua_pushnumber(rp->L, (lua_Number)fast);
+      rp->p = q + 1;
+      return;
+    }
     memcpy(buf, start, n);
     buf[n] = '\0';
     double d = strtod(buf, &stop);

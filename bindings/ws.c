@@ -38,7 +38,7 @@ typedef struct {
 static const char *const connect_opts[] = {"timeout", "headers", "ping_interval", "idle_timeout", "queue",
                                            "max_message", NULL};
 
-static void on_wake(void *ud, rt_ws_wake_t why) {
+static void on_wait_done(void *ud, rt_ws_wake_t why) {
   lconn_t *lc = ud;
   rt_task_t *t = lc->waiter;
   lc->waiter = NULL;
@@ -76,7 +76,7 @@ static int wait(lua_State *L, lconn_t *lc, const char *fn, lua_KContext ctx, lua
   }
   lc->waiter = t;
   lc->timed_out = 0;
-  rt_ws_wait(lc->c, left, on_wake, lc);
+  rt_ws_wait(lc->c, left, on_wait_done, lc);
   rt_task_on_cancel(t, cancel_wait, lc);
   return rt_task_park_k(L, fn, ctx, k);
 }

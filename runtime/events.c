@@ -116,12 +116,14 @@ static void on_alarm(uv_timer_t *t) {
   rt_events_t *bus = t->data;
   char msg[160];
   for (rt_events_sub_t *s = bus->subs; s; s = s->next) {
-    if (s->dropped_pending > 0 && !s->alerted && !s->closed) {
+    if (s->overflowed && !s->closed) {        /* opened, or refreshed with the count so far */
       snprintf(msg, sizeof msg, "subscriber '%s' fell behind: %llu event(s) dropped (queue of %d)", s->name,
                (unsigned long long)s->dropped, s->cap);
+      s->overflowed = 0;
       s->alerted = 1;
       rt_alert_raise(bus->rt, "events_overflow", s->name, "warn", msg);
-    } else if (s->alerted && s->len == 0 && s->dropped_pending == 0) {
+    }
+    if (s->alerted && s->len == 0 && s->dropped_pending == 0) {   /* caught up (maybe already) */
       s->alerted = 0;
       rt_alert_resolve(bus->rt, "events_overflow", s->name);
     }
@@ -137,7 +139,8 @@ static void enqueue(rt_events_sub_t *sub, rt_event_t *ev) {
     if (sub->dropped_pending++ == 0) sub->first_drop = ev->seq, sub->ahead = sub->len;
     sub->last_drop = ev->seq;
     sub->dropped++;
-    if (!sub->alerted) arm_alarm(sub->bus);
+    sub->overflowed = 1;
+    arm_alarm(sub->bus);
     return;
   }
   rt_event_ref(ev);

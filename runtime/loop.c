@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "runtime/budget.h"
-#include "runtime/checkpoint.h"
+#include "runtime/store_checkpoint.h"
 #include "runtime/events.h"
 #include "runtime/http_server.h"
 #include "runtime/migrate.h"

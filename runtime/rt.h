@@ -43,7 +43,7 @@ struct rt_s {
   rt_log_t *log;
   rt_http_t *http;
   rt_store_t *store;        /* NULL until the database is opened */
-  rt_checkpoint_t *checkpoint; /* the store's WAL checkpoints off the loop thread (checkpoint.c) */
+  rt_checkpoint_t *checkpoint; /* the store's WAL checkpoints off the loop thread (store_checkpoint.c) */
   rt_migrate_t *migrate;    /* the series-layout migration while one runs (migrate.c); else NULL */
   rt_sched_t *sched;        /* NULL outside `candled run` */
   rt_budgets_t *budgets;    /* request budgets from config (budget.c); NULL before setup */

@@ -132,7 +132,7 @@ static void maybe_free(rt_ws_conn_t *c) {
   free(c);
 }
 
-static void on_timer_closed(uv_handle_t *h) {
+static void on_uv_timer_closed(uv_handle_t *h) {
   rt_ws_conn_t *c = h->data;
   c->timer_state = TIMER_CLOSED;
   maybe_free(c);
@@ -141,10 +141,10 @@ static void on_timer_closed(uv_handle_t *h) {
 static void close_timer(rt_ws_conn_t *c) {
   if (c->timer_state != TIMER_OPEN) return;
   c->timer_state = TIMER_CLOSING;
-  uv_close((uv_handle_t *)&c->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&c->timer, on_uv_timer_closed);
 }
 
-static void on_timer(uv_timer_t *t) {
+static void on_uv_timer(uv_timer_t *t) {
   rt_ws_conn_t *c = t->data;
   rt_ws_wake_fn fn = c->wake;
   c->wake = NULL;
@@ -165,7 +165,7 @@ static const char *classify(const char *why) {
   return "CONNECT";
 }
 
-static int on_receive(rt_ws_conn_t *c, struct lws *wsi, const char *in, size_t len) {
+static int conn_receive(rt_ws_conn_t *c, struct lws *wsi, const char *in, size_t len) {
   if (lws_is_first_fragment(wsi)) {
     c->frag_len = 0;
     c->frag_skip = 0;
@@ -229,7 +229,7 @@ static void start_close(rt_ws_conn_t *c, int now) {
   lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, now ? LWS_TO_KILL_SYNC : 1);
 }
 
-static int on_writeable(rt_ws_conn_t *c, struct lws *wsi) {
+static int conn_writeable(rt_ws_conn_t *c, struct lws *wsi) {
   out_t *o = c->ohead;
   if (o) {
     int n = lws_write(wsi, o->buf + LWS_PRE, o->len, o->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
@@ -251,7 +251,7 @@ static int on_writeable(rt_ws_conn_t *c, struct lws *wsi) {
   return 0;
 }
 
-static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+static int on_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
   rt_ws_conn_t *c = wsi ? lws_get_opaque_user_data(wsi) : NULL;
   if (!c) return 0;
   switch (reason) {
@@ -271,9 +271,9 @@ static int on_lws(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     notify(c);
     return 0;
   case LWS_CALLBACK_CLIENT_RECEIVE:
-    return on_receive(c, wsi, in, len);
+    return conn_receive(c, wsi, in, len);
   case LWS_CALLBACK_CLIENT_WRITEABLE:
-    return on_writeable(c, wsi);
+    return conn_writeable(c, wsi);
   case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
     c->stats.pongs++;
     return 0;
@@ -318,7 +318,7 @@ static rt_ws_t *engine(rt_t *rt, char *err, size_t errlen) {
   e->rt = rt;
   e->loops[0] = &rt->loop;
   e->protocols[0].name = PROTOCOL_NAME;
-  e->protocols[0].callback = on_lws;
+  e->protocols[0].callback = on_lws_callback;
   e->protocols[0].rx_buffer_size = 65536;
   struct lws_context_creation_info info;
   memset(&info, 0, sizeof info);
@@ -475,7 +475,7 @@ void rt_ws_wait(rt_ws_conn_t *c, double timeout, rt_ws_wake_fn fn, void *ud) {
   c->wake_ud = ud;
   if (c->timer_state != TIMER_OPEN) return;
   uv_timer_stop(&c->timer);
-  if (timeout >= 0) uv_timer_start(&c->timer, on_timer, rt_ms(timeout), 0);
+  if (timeout >= 0) uv_timer_start(&c->timer, on_uv_timer, rt_ms(timeout), 0);
 }
 
 void rt_ws_wait_cancel(rt_ws_conn_t *c) {
@@ -546,7 +546,7 @@ void rt_ws_close(rt_ws_conn_t *c) {
       if (c->ohead) lws_callback_on_writable(c->wsi);   /* what was queued goes first */
       else start_close(c, 1);
     } else {
-      lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+      lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_SYNC);   /* still connecting */
     }
   }
   mark_closed(c);

@@ -260,6 +260,10 @@ local function start_one(name)
     local tfilter = { kind = "trade", instrument = spec.instruments }
     if spec.source then tfilter.source = spec.source end
     r.trades = events.subscribe(tfilter, function(ev)
+      if ev.kind == "overflow" then
+        log.warn("strategy missed trades: its queue was full", { strategy = name, dropped = ev.dropped })
+        return
+      end
       local m = current(name)
       if not m or type(m.on_trade) ~= "function" then return end
       r.ctx._bar[1] = ev
@@ -267,7 +271,6 @@ local function start_one(name)
       r.ctx._bar[1] = nil
       if not ok then failed(r, terr) end
     end, { name = "strategy:" .. name .. ":trades", queue = spec.queue })
-    -- (an overflow event reaches on_trade as {kind = "overflow", dropped = n})
   end
   if type(mod.on_start) == "function" then
     local ok, serr = xpcall(mod.on_start, debug.traceback, r.ctx)

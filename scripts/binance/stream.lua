@@ -14,7 +14,9 @@
 --   - a watchdog: a connection with no message for 2 x ws_cadence, or a stream of it without one for
 --     2 x ws_cadence, is closed and opened again (ws_cadence: Binance's update speed, 2 s spot and
 --     250 ms futures);
---   - a connection older than ws_max_age (default 23 h 50 min) is replaced before Binance's 24 h cut;
+--   - a connection older than ws_max_age (default 23 h 50 min) is replaced before Binance's 24 h cut:
+--     the next one is opened and subscribed first, then the old one's buffered messages are taken
+--     and it is closed (make before break: nothing to fetch over REST);
 --   - after every (re)connect, the first message of each stream tells the minute the stream is at:
 --     the minutes between the newest stored bar and that one are fetched over REST (binance.fill,
 --     through the market's budget), as are minutes skipped between two closed bars of a stream;
@@ -131,101 +133,161 @@ local function connection(o, names, stats)
   -- A URL with 1024 stream names is ~25 KB: the first ws_url_streams go in the URL, the rest are
   -- subscribed in batches, paced under Binance's limit on incoming messages (5/s spot, 10/s futures).
   local url = o.ws_url .. "/stream?streams=" .. table.concat(list, "/", 1, math.min(#list, o.ws_url_streams))
-  local function subscribe(c, seen)
-    local id, i = 0, o.ws_url_streams + 1
-    while i <= #list do
-      local batch = {}
-      for j = i, math.min(#list, i + o.ws_subscribe_batch - 1) do batch[#batch + 1] = list[j] end
-      id = id + 1
-      time.sleep(o.ws_subscribe_pace)
-      if not c:send(json.encode({ method = "SUBSCRIBE", params = batch, id = id })) then return end
-      local now = time.monotonic()
-      for _, name in ipairs(batch) do seen[name] = now end          -- the watchdog starts now
-      i = i + #batch
-    end
-  end
   local F <close> = setmetatable(filler(o, stats), { __close = function(f) f.stop() end })
   F.start()
+
+  -- One open connection: its per-stream state and the task subscribing the streams past the URL.
+  -- `gap_check`: the first message of each stream fetches the minutes since the newest stored bar
+  -- (not after a handover, where the old connection covered them).
+  local function attach(c, gap_check)
+    local L = { c = c, opened = time.monotonic(), seen = {}, fresh = {}, last_final = {}, pending = {} }
+    for i, name in ipairs(list) do
+      L.seen[name] = i <= o.ws_url_streams and L.opened or math.huge  -- subscribed later: from then
+      L.fresh[name] = gap_check or nil
+    end
+    L.last = L.opened
+    if #list > o.ws_url_streams then
+      L.sub = task.spawn(function()
+        local id, i = 0, o.ws_url_streams + 1
+        while i <= #list do
+          local batch = {}
+          for j = i, math.min(#list, i + o.ws_subscribe_batch - 1) do batch[#batch + 1] = list[j] end
+          id = id + 1
+          time.sleep(o.ws_subscribe_pace)
+          if not c:send(json.encode({ method = "SUBSCRIBE", params = batch, id = id })) then return end
+          local now = time.monotonic()
+          for _, name in ipairs(batch) do L.seen[name] = now end     -- the watchdog starts now
+          i = i + #batch
+        end
+      end)
+    end
+    return L
+  end
+  local function detach(L)
+    if not L then return end
+    if L.sub then L.sub:cancel() end
+    L.c:close()
+  end
+  local function flush(L)
+    if #L.pending > 0 then
+      local rows = L.pending
+      L.pending = {}
+      db.tx(function() kit.store(rows) end)
+      stats.stored = stats.stored + #rows
+    end
+  end
+  -- One message of L; returns why the connection must go, or nil.
+  local function handle(L, msg, now)
+    L.last = now
+    local ok, m = pcall(json.decode, msg)
+    local d = ok and type(m) == "table" and m.data
+    if type(d) == "table" and d.e == "kline" and type(d.k) == "table" and names[m.stream] then
+      local k, name = d.k, m.stream
+      stats.messages = stats.messages + 1
+      local t = math.tointeger(k.t) // 1000
+      if L.fresh[name] then                                   -- the stream's first message: the gap
+        L.fresh[name] = nil
+        local newest = series.newest(o.source, k.s, "1m")
+        if newest then F.add(k.s, newest + STEP, t - STEP) end
+      end
+      L.seen[name] = now
+      if k.x == true then
+        local prev = L.last_final[name]
+        if prev and t > prev + STEP then F.add(k.s, prev + STEP, t - STEP) end   -- a close went missing
+        L.last_final[name] = t
+        L.pending[#L.pending + 1] = row_of(o, k)
+      end
+    elseif type(d) == "table" and d.e == "serverShutdown" then
+      return "serverShutdown"
+    elseif ok and type(m) == "table" and m.code ~= nil then        -- a refused request
+      log.warn("stream request refused", { source = o.source, code = m.code, error = m.msg, id = m.id })
+    end
+    if #L.pending >= 512 or L.c:stats().queued == 0 then flush(L) end
+  end
+  -- Receive on L until it must go: returns why.
+  local function serve(L)
+    local next_scan = L.opened + o.ws_cadence
+    while true do
+      local msg, err, code = L.c:receive(2 * o.ws_cadence)
+      local now = time.monotonic()
+      if not msg then return code == "TIMEOUT" and "silent" or (err or "closed") end
+      local why = handle(L, msg, now)
+      if why then return why end
+      if now >= next_scan then                                 -- the per-stream watchdog
+        next_scan = now + o.ws_cadence
+        for name, at in pairs(L.seen) do
+          if now - at > 2 * o.ws_cadence then return "stream " .. name .. " silent" end
+        end
+        if now - L.opened >= o.ws_max_age then return "max_age" end
+      end
+    end
+  end
+  -- Before the 24 h cut: open the next connection while the old one still receives (its messages
+  -- wait in its queue), let the new one subscribe everything and deliver, then take what the old
+  -- one holds and close it. Every bar that closed is on one of the two: no REST call needed.
+  local function handover(old)
+    local c2 = ws.connect(url, { timeout = o.ws_connect_timeout, queue = o.ws_queue })
+    if not c2 then return nil end
+    local L = attach(c2, false)
+    local function subscribing()
+      local st = L.sub and L.sub:status()
+      return st == "ready" or st == "running" or st == "parked"
+    end
+    local settle = time.monotonic() + 2 * o.ws_cadence           -- every stream has spoken by then
+    while (subscribing() or time.monotonic() < settle) and c2:state() ~= "closed" do
+      local msg = c2:receive(o.ws_cadence)
+      if msg then handle(L, msg, time.monotonic()) end
+    end
+    repeat                                                     -- what the old connection holds
+      local msg = old.c:receive(0)
+      if msg then handle(old, msg, time.monotonic()) end
+    until not msg
+    flush(old)
+    if c2:state() == "closed" then
+      detach(L)
+      return nil
+    end
+    return L
+  end
+
+  local cur = {}
+  local guard <close> = setmetatable({}, { __close = function() detach(cur.L) end })
   local attempt = 0
   while true do
-    local conn, err, code = ws.connect(url, { timeout = o.ws_connect_timeout, queue = o.ws_queue })
-    if not conn then
-      stats.failures = stats.failures + 1
-      local d = jitter(o, attempt)
-      log.warn("stream connect failed", { source = o.source, error = err, code = code, retry_in = ("%.2f"):format(d) })
-      attempt = attempt + 1
-      time.sleep(d)
+    if not cur.L then
+      local conn, err, code = ws.connect(url, { timeout = o.ws_connect_timeout, queue = o.ws_queue })
+      if not conn then
+        stats.failures = stats.failures + 1
+        local d = jitter(o, attempt)
+        log.warn("stream connect failed", { source = o.source, error = err, code = code, retry_in = ("%.2f"):format(d) })
+        attempt = attempt + 1
+        time.sleep(d)
+      else
+        stats.connects = stats.connects + 1
+        cur.L = attach(conn, true)
+      end
     else
-      local c <close> = conn
-      stats.connects = stats.connects + 1
-      local opened, last = time.monotonic(), time.monotonic()
-      local seen, last_final, fresh = {}, {}, {}
-      for i, name in ipairs(list) do
-        seen[name] = i <= o.ws_url_streams and opened or math.huge      -- subscribed later: from then
-        fresh[name] = true
-      end
-      local pending, why = {}, nil
-      local sub = #list > o.ws_url_streams and task.spawn(subscribe, c, seen)
-      local sub_guard <close> = setmetatable({}, { __close = function() if sub then sub:cancel() end end })
-      local watch_every, next_scan = o.ws_cadence, opened + o.ws_cadence
-      local function flush()
-        if #pending > 0 then
-          db.tx(function() kit.store(pending) end)
-          stats.stored = stats.stored + #pending
-          pending = {}
-        end
-      end
-      while not why do
-        local msg, rerr, rcode = c:receive(2 * o.ws_cadence)
-        local now = time.monotonic()
-        if not msg then
-          why = rcode == "TIMEOUT" and "silent" or (rerr or "closed")
-        else
-          last = now
-          local ok, m = pcall(json.decode, msg)
-          local d = ok and type(m) == "table" and m.data
-          if type(d) == "table" and d.e == "kline" and type(d.k) == "table" and names[m.stream] then
-            local k, name = d.k, m.stream
-            stats.messages = stats.messages + 1
-            local t = math.tointeger(k.t) // 1000
-            if fresh[name] then                                 -- the stream's first message: the gap
-              fresh[name] = nil
-              local newest = series.newest(o.source, k.s, "1m")
-              if newest then F.add(k.s, newest + STEP, t - STEP) end
-            end
-            seen[name] = now
-            if k.x == true then
-              local prev = last_final[name]
-              if prev and t > prev + STEP then F.add(k.s, prev + STEP, t - STEP) end  -- a close went missing
-              last_final[name] = t
-              pending[#pending + 1] = row_of(o, k)
-            end
-          elseif type(d) == "table" and d.e == "serverShutdown" then
-            why = "serverShutdown"
-          elseif ok and type(m) == "table" and m.code ~= nil then        -- a refused request
-            log.warn("stream request refused", { source = o.source, code = m.code, error = m.msg, id = m.id })
-          end
-          if #pending >= 512 or c:stats().queued == 0 then flush() end
-        end
-        if now >= next_scan then                                 -- the per-stream watchdog
-          next_scan = now + watch_every
-          for name, at in pairs(seen) do
-            if now - at > 2 * o.ws_cadence then why = "stream " .. name .. " silent" break end
-          end
-          if now - opened >= o.ws_max_age then why = "max_age" end
-        end
-      end
-      flush()
-      c:close()
-      local planned = why == "max_age"
+      local L = cur.L
+      local why = serve(L)
       stats.reconnects = stats.reconnects + 1
-      if why == "max_age" then stats.proactive = stats.proactive + 1
-      elseif why == "silent" or why:match("^stream ") then stats.silent = stats.silent + 1 end
-      log.info("stream reconnecting", { source = o.source, why = why, streams = #list })
-      if last - opened > 10 * o.ws_cadence or planned then attempt = 0 end
-      local d = planned and 0 or jitter(o, attempt)
-      attempt = attempt + 1
-      if d > 0 then time.sleep(d) end
+      local nxt = why == "max_age" and handover(L)
+      flush(L)
+      detach(L)
+      cur.L = nil
+      if nxt then
+        stats.proactive = stats.proactive + 1
+        stats.connects = stats.connects + 1
+        cur.L = nxt
+        attempt = 0
+        log.info("stream replaced before the 24 h cut", { source = o.source, streams = #list })
+      else
+        if why == "silent" or why:match("^stream ") then stats.silent = stats.silent + 1 end
+        log.info("stream reconnecting", { source = o.source, why = why, streams = #list })
+        if L.last - L.opened > 10 * o.ws_cadence then attempt = 0 end
+        local d = jitter(o, attempt)
+        attempt = attempt + 1
+        if d > 0 then time.sleep(d) end
+      end
     end
   end
 end

@@ -369,11 +369,16 @@ function B.descriptor(o)
     if opts.on_page then opts.on_page(lo, hi, #rows) end
     local size = opts.market == "coinm" and opts.contract_size and opts.contract_size[symbol]
     local short = #rows < limit                -- "the next `limit` bars from startTime": fewer = no more
-    for i, k in ipairs(rows) do
-      -- [open ms, o, h, l, c, volume, close ms, quote volume, trades, ...] -> kit.COLUMNS
+    local source, coinm = opts.source, opts.market == "coinm"
+    for i = 1, #rows do
+      -- [open ms, o, h, l, c, volume, close ms, quote volume, trades, ...] -> kit.COLUMNS, in the
+      -- decoded row itself (no second table per bar)
+      local k = rows[i]
       local vol, qv = k[6], k[8]
-      if opts.market == "coinm" then vol, qv = k[8], size and k[6] * size or nil end
-      rows[i] = { opts.source, symbol, tf, k[1] // 1000, k[2], k[3], k[4], k[5], vol, qv, math.tointeger(k[9]) }
+      if coinm then vol, qv = k[8], size and k[6] * size or nil end
+      for j = #k, 12, -1 do k[j] = nil end
+      k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11] =
+        source, symbol, tf, k[1] // 1000, k[2], k[3], k[4], k[5], vol, qv, math.tointeger(k[9])
     end
     return rows, true, short and math.maxinteger or nil   -- every bar from startTime on
   end

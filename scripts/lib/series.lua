@@ -121,8 +121,9 @@ function M.record_empties(source, instrument, timeframe, step, bars, lo, hi, now
       count = count + (stop - start) // step + 1
     end
   end
+  local wide = 2 * step                        -- neighbours closer than this leave nothing between
   for _, ts in ipairs(bars) do
-    if prev then span(prev, ts) end
+    if prev and ts - prev >= wide then span(prev, ts) end
     prev = ts
   end
   if prev and hi and hi > prev then span(prev, hi) end

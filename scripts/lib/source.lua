@@ -257,17 +257,37 @@ local function window(S, o, inst, tf, step, lo, hi, priority, now, on_rows)
     if not got then return nil, complete, code end
     local through = complete and math.tointeger(code) and math.min(code, hi) or b
     if through < b then through = b end
-    local rows, seen = {}, {}
-    for _, r in ipairs(got) do
-      local ts = r[4]
-      if ts >= a and ts <= b and ts % step == 0 and ts + step <= now and not seen[ts] then
-        seen[ts], rows[#rows + 1] = true, r
+    local rows = got
+    -- the common answer (ascending, no duplicate, all inside the window, on the grid and closed)
+    -- is kept as it is; any other is filtered, deduplicated and sorted
+    local prev = nil
+    for i = 1, #got do
+      local ts = got[i][4]
+      if not (ts >= a and ts <= b and ts % step == 0 and ts + step <= now) or (prev and ts <= prev) then
+        rows = nil
+        break
       end
+      prev = ts
     end
-    table.sort(rows, function(x, y) return x[4] < y[4] end)
+    if not rows then
+      local seen = {}
+      rows = {}
+      for _, r in ipairs(got) do
+        local ts = r[4]
+        if ts >= a and ts <= b and ts % step == 0 and ts + step <= now and not seen[ts] then
+          seen[ts], rows[#rows + 1] = true, r
+        end
+      end
+      table.sort(rows, function(x, y) return x[4] < y[4] end)
+    end
     db.tx(function()
       on_rows(rows, a, b)
-      if complete then
+      if complete and rows == got and rows[1] and rows[#rows][4] - rows[1][4] == (#rows - 1) * step then
+        -- no hole between the bars (ascending, unique, on the grid, as many as the span holds):
+        -- only the two ends can be empty
+        series.record_empties(S.name, inst, tf, step, { rows[1][4] }, a - step, nil, now)
+        series.record_empties(S.name, inst, tf, step, { rows[#rows][4] }, nil, through + step, now)
+      elseif complete then
         series.record_empties(S.name, inst, tf, step, K.bar_times(rows), a - step, through + step, now)
       end
     end)

@@ -9,7 +9,7 @@
 ** With `view`, the rows go through the `candles` view instead (its INSTEAD OF trigger catalogues
 ** the series and writes bars): what plain SQL writers get.
 **
-** Checkpoints follow candled's policy (runtime/checkpoint.c, the same 1000 pages): the writer never
+** Checkpoints follow candled's policy (runtime/store_checkpoint.c, the same 1000 pages): the writer never
 ** checkpoints inside its COMMIT, a commit that leaves the WAL past the threshold queues a PASSIVE
 ** checkpoint on libuv's thread pool. The clock stops when COMMIT returns, as candled's does when
 ** its last page is stored; the checkpoint then finishes off the clock before the store closes.
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "runtime/checkpoint.h"
+#include "runtime/store_checkpoint.h"
 #include "runtime/store.h"
 
 int main(int argc, char **argv) {

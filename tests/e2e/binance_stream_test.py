@@ -57,12 +57,13 @@ class Stream(harness.Case):
         super().tearDown()
         self.ws.close()
 
-    def config(self, markets=("spot", "usdm", "coinm"), **ws_opts):
+    def config(self, markets=("spot", "usdm", "coinm"), symbols=None, **ws_opts):
         off = {"enabled": False}
         sources = {"geckoterminal": off, "coingecko": off, "yahoo": off, "drift": off}
         for m in ("spot", "usdm", "coinm"):
             if m in markets:
-                sources[SOURCE[m]] = dict({"base_url": self.mock.url, "symbols": SYMBOLS[m], "intervals": ["1d"],
+                sources[SOURCE[m]] = dict({"base_url": self.mock.url, "symbols": (symbols or SYMBOLS)[m],
+                                           "intervals": ["1d"],
                                            "ws_enabled": True,
                                            "ws_url": "ws://127.0.0.1:%d%s" % (self.ws.port, PATH[m]),
                                            "ws_cadence": 0.1, "ws_backoff_base": 0.05, "ws_backoff_cap": 0.2},
@@ -93,9 +94,9 @@ class Stream(harness.Case):
             vol, qv = float(r[7]), float(r[5]) * info["contractSize"]
         return (ts, float(r[1]), float(r[2]), float(r[3]), float(r[4]), vol, qv, r[8])
 
-    def assert_complete(self, markets, at_least):
+    def assert_complete(self, markets, at_least, symbols=None):
         for m in markets:
-            for sym in SYMBOLS[m]:
+            for sym in (symbols or SYMBOLS)[m]:
                 rows = self.bars(m, sym)
                 self.assertGreaterEqual(len(rows), at_least, "%s %s: %d bars" % (m, sym, len(rows)))
                 ts = [r[0] for r in rows]
@@ -158,6 +159,25 @@ class Stream(harness.Case):
         self.assertGreater(len(self.rest_fills()), 0)
         self.assert_complete(("spot",), 5)
 
+    def test_streams_split_over_connections_and_subscribed(self):
+        # at most 2 streams a connection, 1 in the URL: ETHUSDT comes by SUBSCRIBE
+        three = {"spot": ["BTCUSDT", "ETHUSDT", "NKNUSDT"]}
+        d = self.run_daemon(self.config(("spot",), three, ws_streams_per_connection=2, ws_url_streams=1,
+                                        ws_subscribe_pace=0.05))
+        self.wait_for(lambda: all(self.count("spot", s) >= 3 for s in three["spot"]), 30, "bars of all three")
+        code, err = self.stop_daemon(d)
+        self.assertEqual(code, 0, err)
+        conns = self.ws.call("GET", "/_mock/ws")["connections"]
+        self.assertEqual(sorted(sorted(c["streams"]) for c in conns),
+                         [["btcusdt@kline_1m", "ethusdt@kline_1m"], ["nknusdt@kline_1m"]])
+        self.assertEqual(sorted(c["subscribes"] for c in conns), [0, 1])
+        self.assert_complete(("spot",), 3, three)
+
+    def test_bad_stream_option_stops_the_daemon_naming_the_key(self):
+        r = self.candled("run", "--config", self.config(("spot",), ws_cadence="fast"), timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("sources.binance_spot.ws_cadence", r.stderr)
+
     def test_24h_rollover(self):
         # a connection lives 150 mock seconds (Binance's 24 h, scaled); the client replaces its
         # connections after 1.5 real seconds (90 mock seconds), before the cut
@@ -170,6 +190,8 @@ class Stream(harness.Case):
         by = [c["closed_by"] for c in conns]
         self.assertGreaterEqual(by.count("client"), 4, by)
         self.assertNotIn("lifetime", by, "replaced before the cut")
+        self.assertEqual(self.rest_fills(), [], "make before break: no minute to fetch over REST")
+        self.assertIn("replaced before the 24 h cut", err)
         self.assert_complete(("spot", "usdm"), 7)
         # without the proactive reconnect the server cuts; the series stays complete all the same
         d = self.run_daemon(self.config(("spot",)))

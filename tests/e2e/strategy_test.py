@@ -43,6 +43,9 @@ return {
     ctx.state.n = (ctx.state.n or 0) + 1
     ctx.signal { side = "buy", size = ctx.state.n / 100, reason = "%s n=" .. ctx.state.n }
   end,
+  on_trade = function(ctx, trade)
+    ctx.signal { side = "flat", reason = "trade " .. trade.trade_id .. " at " .. trade.price }
+  end,
 }
 """
 
@@ -314,7 +317,8 @@ class Strategies(harness.Case):
             self.assertEqual(r.returncode, 0, r.stderr)
 
         def signals():
-            return [x[0] for x in self.query("SELECT reason FROM signals WHERE strategy = 'counter' ORDER BY ts")]
+            return [x[0] for x in self.query("SELECT reason FROM signals WHERE strategy = 'counter' AND side = 'buy' "
+                                             "ORDER BY ts")]
 
         feed(0, 3)
         self.wait_for(lambda: len(signals()) == 3, what="three signals")
@@ -334,6 +338,15 @@ class Strategies(harness.Case):
                 got[m.group(1)] = float(m.group(2))
         self.assertEqual(got, {"candled_events_delivered_total": 5, "candled_events_dropped_total": 0,
                                "candled_events_queued": 0, "candled_events_queue_capacity": 65536}, body[-3000:])
+        # on_trade: stored trades of its instruments reach it live
+        r = self.candled("repl", "--config", cfg, stdin='db.upsert("trades", {{source="test", instrument="AAA", '
+                         'trade_id="x1", ts=%d, price=7.5, amount=1, side="sell"}}, {keys={"source","instrument",'
+                         '"trade_id"}})\n' % (T0 + 400))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_for(lambda: self.query("SELECT reason, instrument, price FROM signals WHERE side = 'flat'"),
+                      what="the trade's signal")
+        self.assertEqual(self.query("SELECT reason, instrument, price, ts FROM signals WHERE side = 'flat'"),
+                         [("trade x1 at 7.5", "AAA", 7.5, T0 + 400)])
         code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
 

@@ -150,6 +150,39 @@ T.test("decode_rows: numbers = {...} turns decimal strings in those fields into 
   T.raises(function() json.decode_rows("[]", { number = { 1 } }) end, "number")
 end)
 
+T.test("decode_rows: decimals read without strtod are the values tonumber (strtod) gives", function()
+  local texts = { "0", "-0", "0.0", "-0.0", "5.", ".5", "-.5", "0.1", "0.3", "695011.47918450", "0.00000001",
+                  "9007199254740992", "9007199254740993", "9007199254740993.0", "12345678901234567890.5",
+                  "1.0000000000000000000001", "0.0000000000000000000001", "0.00000000000000000000001",
+                  "123456789012345.6789", "4503599627370497.5", "1e3", "+1.5", " 1.5", "00012.50",
+                  "123456789012345678", "-123456789012345678", "1234567890123456789" }
+  math.randomseed(7)
+  for _ = 1, 3000 do                           -- prices and volumes of every size, 0 to 20 decimals
+    local int, frac = tostring(math.random(0, 10 ^ math.random(0, 15))), ""
+    for _ = 1, math.random(0, 20) do frac = frac .. math.random(0, 9) end
+    local t = int .. (frac ~= "" and "." .. frac or "")
+    texts[#texts + 1] = math.random(4) == 1 and "-" .. t or t
+  end
+  local parts, plain = {}, {}                  -- as a decimal string, and as a JSON number when it is one
+  for i, t in ipairs(texts) do
+    plain[i] = t:match("^%-?%d+$") or t:match("^%-?%d+%.%d+$")
+    parts[i] = ('["%s", %s]'):format(t, plain[i] or "0")
+  end
+  local rows = json.decode_rows("[" .. table.concat(parts, ",") .. "]", { numbers = { 1 } })
+  for i, t in ipairs(texts) do
+    local want = tonumber((t:gsub("^%s+", "")))
+    if math.type(want) == "integer" then want = tonumber(t .. ".0") end   -- as strtod reads it ("-0": -0.0)
+    T.ok(rows[i][1] == want and 1 / rows[i][1] == 1 / want, ("%q: %s, tonumber %s"):format(t, rows[i][1], want))
+    local p = plain[i]
+    if p and p:find("%.") then
+      T.ok(rows[i][2] == tonumber(p) and math.type(rows[i][2]) == "float", "JSON number " .. p)
+    elseif p then                              -- an integer: exact when it fits in 64 bits
+      T.ok(rows[i][2] == math.tointeger(tonumber(p)) and math.type(rows[i][2]) == "integer", "JSON number " .. p)
+    end
+  end
+  T.raises(function() json.decode_rows('[["1.5.0"]]', { numbers = { 1 } }) end, '"1.5.0" is not a number')
+end)
+
 T.test("decode_rows: string escapes, unicode and surrogate pairs", function()
   local rows = json.decode_rows([=[ [["a\"b\\c\/d\n\t", "\u00e9\u20ac", "\ud83d\ude00"]] ]=])
   T.eq(rows[1][1], 'a"b\\c/d\n\t')

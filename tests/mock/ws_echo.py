@@ -16,6 +16,7 @@ Prints "PORT <n>" once listening. Routes (query parameters in brackets):
     /frag                  one text message "abcdefghi" in three frames, then as /echo
     /big [size]            one binary message of `size` bytes ("x" repeated)
     /reject                refuses the handshake with HTTP 404
+    /hang                  never answers the handshake
 """
 import argparse
 import asyncio
@@ -36,6 +37,10 @@ async def echo(ws):
 async def handle(reader, writer):
     req = await wsproto.read_request(reader)
     if req is None:
+        writer.close()
+        return
+    if req.path == "/hang":                 # never answers the handshake
+        await reader.read()
         writer.close()
         return
     if req.path == "/reject":

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
-#include "runtime/checkpoint.h"
+#include "runtime/store_checkpoint.h"
 
 #include <stdlib.h>
 #include <string.h>

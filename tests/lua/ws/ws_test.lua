@@ -131,9 +131,15 @@ T.test("failures: refused, rejected handshake, bad URL, misuse", function()
   T.raises(function() c:receive(-1) end, "timeout")
 end)
 
-T.test("a silent server: connect times out when the handshake never completes", function()
+T.test("a silent server: receive times out; a handshake never answered: connect times out", function()
   local s <close> = assert(ws.connect(W .. "/silent"))
   T.fails("TIMEOUT", s:receive(0.2))
+  local t0 = time.now()
+  T.fails("TIMEOUT", ws.connect(W .. "/hang", { timeout = 0.3 }))
+  T.ok(time.now() - t0 < 2, "gave up at the timeout")
+  local c <close> = assert(ws.connect(W .. "/echo"))          -- the engine is still fine
+  c:send("ok")
+  T.eq(c:receive(2), "ok")
 end)
 
 T.test("a cancelled receiver leaves the connection usable; many connections at once", function()

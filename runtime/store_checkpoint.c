@@ -1,5 +1,5 @@
 /*
-** runtime/checkpoint.c - WAL checkpoints on libuv's thread pool (see checkpoint.h).
+** runtime/store_checkpoint.c - WAL checkpoints on libuv's thread pool (see store_checkpoint.h).
 **
 ** Threads: on_wal (the writer's commit hook), after_work, start and stop run on the loop thread;
 ** work runs on a pool thread and touches only `db` (the checkpoint connection, opened there on
@@ -9,7 +9,7 @@
 ** Lifetime: the struct is malloc'd by start. stop frees it at once when no job is in flight,
 ** otherwise marks it stopped and after_work frees it (and closes `db`).
 */
-#include "runtime/checkpoint.h"
+#include "runtime/store_checkpoint.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
-** runtime/checkpoint.h - WAL checkpoints on libuv's thread pool instead of inside a COMMIT on the
+** runtime/store_checkpoint.h - WAL checkpoints on libuv's thread pool instead of inside a COMMIT on the
 ** loop thread.
 **
 ** SQLite's automatic checkpoint runs in the commit that takes the WAL past 1000 pages, fsyncs
