@@ -301,6 +301,8 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
   luaL_checkstack(L, ncol + 8, "db.upsert: too many columns");
   if ((rc = rt_store_begin(s)) != RT_STORE_OK) return push_sql_fail(L, s, rc, "db.upsert");
   rt_store_value_t vals[200];
+  rt_events_batch_t events;                    /* candle/trade events of the batch, if wanted */
+  rt_events_series_begin(rt_from_lua(L), &events, table, names, ncol);
   lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows), inserted = 0, updated = 0;
   for (lua_Integer r = 1; r <= nrows; r++) {
     int positional, row = push_row_of(L, s, rows, r, &positional), present = 0;
@@ -312,7 +314,7 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
     if (!positional) check_fields(L, s, row, present, table, r, ncol);
     int result;
     rc = rt_store_series_put(s, vals, &result);
-    if (rc == RT_STORE_OK) rt_events_series_row(rt_from_lua(L), table, names, vals, ncol, result);
+    if (rc == RT_STORE_OK && events.on) rt_events_series_put(rt_from_lua(L), &events, vals, result);
     lua_settop(L, row - 1);                    /* the values and the row */
     if (rc != RT_STORE_OK) {
       char where[96];

@@ -113,6 +113,21 @@ rt_events_sub_t *rt_events_sub_find(rt_t *rt, uint64_t id);
 /// unchanged), `trade` for a trade inserted or changed. result: 1 inserted, 2 updated, 0 same.
 void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, const void *vals, int ncol,
                           int result);
+/// The same for a batch of rows with the same columns (db.upsert): what does not change from row to
+/// row (whether anyone wants the kind, the field names, the series key while it stays the same) is
+/// worked out once. begin fills `b` (on = 0: nobody wants these events, put does nothing); `cols`
+/// need not outlive begin.
+typedef struct {
+  int on, candle, ncol;
+  const char *kind;
+  int isrc, iinst, itf, its;   /* column indices of the series and the bar time, or -1 */
+  char keys[64][48];           /* field names: "bar.close", "source" */
+  char key[512];               /* the last series: "source\x1finstrument\x1ftimeframe" */
+  int kn, part[3];             /* its length (-1: none yet) and its parts' lengths */
+  int64_t step;                /* its timeframe in seconds (0: not one) */
+} rt_events_batch_t;
+void rt_events_series_begin(rt_t *rt, rt_events_batch_t *b, const char *table, const char *const *cols, int ncol);
+void rt_events_series_put(rt_t *rt, rt_events_batch_t *b, const void *vals, int result);
 /// Free the forming bar of every series (events_emit.c); loop.c calls it at shutdown.
 void rt_events_series_free(rt_t *rt);
 /// Raise `alert` {event = "opened"|"resolved", alert, subject, level, message}: rt->on_alert, which

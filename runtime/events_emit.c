@@ -99,28 +99,40 @@ static int64_t tf_seconds(const char *s, size_t n) {
 
 /* ---- rows of the series writer -------------------------------------------------------------- */
 
-void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, const void *vals_, int ncol,
-                          int result) {
-  const rt_store_value_t *vals = vals_;
-  int candle = strcmp(table, "candles") == 0;
-  const char *kind = candle ? "candle" : "trade";
-  if (!rt_events_wants(rt, kind) || ncol > 64) return;
-  if (!candle && result == 0) return;
-  rt_event_field_t f[64];
-  char keys[64][48];
-  const rt_store_value_t *src = NULL, *inst = NULL, *tf = NULL, *ts = NULL;
-  int n = 0;
+void rt_events_series_begin(rt_t *rt, rt_events_batch_t *b, const char *table, const char *const *cols, int ncol) {
+  b->candle = strcmp(table, "candles") == 0;
+  b->kind = b->candle ? "candle" : "trade";
+  b->on = ncol <= 64 && rt_events_wants(rt, b->kind);
+  if (!b->on) return;
+  b->ncol = ncol;
+  b->isrc = b->iinst = b->itf = b->its = -1;
+  b->kn = -1;
   for (int i = 0; i < ncol; i++) {
-    const rt_store_value_t *v = &vals[i];
     const char *c = cols[i];
-    if (strcmp(c, "source") == 0) src = v;
-    else if (strcmp(c, "instrument") == 0) inst = v;
-    else if (strcmp(c, "timeframe") == 0) tf = v;
-    else if (strcmp(c, "ts") == 0) ts = v;
-    int top = src == v || inst == v || tf == v;
-    if (candle && !top) snprintf(keys[n], sizeof keys[n], "bar.%s", c);
-    else snprintf(keys[n], sizeof keys[n], "%s", c);
-    f[n].key = keys[n];
+    int top = 1;
+    if (strcmp(c, "source") == 0) b->isrc = i;
+    else if (strcmp(c, "instrument") == 0) b->iinst = i;
+    else if (strcmp(c, "timeframe") == 0) b->itf = i;
+    else top = 0;
+    if (!top && strcmp(c, "ts") == 0) b->its = i;
+    if (b->candle && !top) snprintf(b->keys[i], sizeof b->keys[i], "bar.%s", c);
+    else snprintf(b->keys[i], sizeof b->keys[i], "%s", c);
+  }
+}
+
+/* Is the text value v the same as part `at` (length n) of the cached series key? */
+static int same_part(const rt_store_value_t *v, const char *at, int n) {
+  return (int)v->n == n && memcmp(v->s, at, (size_t)n) == 0;
+}
+
+void rt_events_series_put(rt_t *rt, rt_events_batch_t *b, const void *vals_, int result) {
+  const rt_store_value_t *vals = vals_;
+  if (!b->on || (!b->candle && result == 0)) return;
+  rt_event_field_t f[64];
+  int n = 0;
+  for (int i = 0; i < b->ncol; i++) {
+    const rt_store_value_t *v = &vals[i];
+    f[n].key = b->keys[i];
     switch (v->type) {
     case RT_STORE_INTEGER: f[n].type = RT_EV_INT, f[n].i = v->i; break;
     case RT_STORE_FLOAT: f[n].type = RT_EV_REAL, f[n].d = v->d; break;
@@ -129,19 +141,29 @@ void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, 
     }
     n++;
   }
-  if (candle) {
-    if (!src || !inst || !tf || !ts || src->type != RT_STORE_TEXT || inst->type != RT_STORE_TEXT ||
-        tf->type != RT_STORE_TEXT || ts->type != RT_STORE_INTEGER)
+  if (b->candle) {
+    if (b->isrc < 0 || b->iinst < 0 || b->itf < 0 || b->its < 0) return;
+    const rt_store_value_t *src = &vals[b->isrc], *inst = &vals[b->iinst], *tf = &vals[b->itf], *ts = &vals[b->its];
+    if (src->type != RT_STORE_TEXT || inst->type != RT_STORE_TEXT || tf->type != RT_STORE_TEXT ||
+        ts->type != RT_STORE_INTEGER)
       return;
-    char key[512];
-    int kn = snprintf(key, sizeof key, "%.*s\x1f%.*s\x1f%.*s", (int)src->n, src->s, (int)inst->n, inst->s,
-                      (int)tf->n, tf->s);
-    if (kn < 0 || kn >= (int)sizeof key) return;
-    int64_t step = tf_seconds(tf->s, tf->n);
+    /* the series key and the timeframe's length, built again only when the series changes */
+    if (b->kn < 0 || !same_part(src, b->key, b->part[0]) || !same_part(inst, b->key + b->part[0] + 1, b->part[1]) ||
+        !same_part(tf, b->key + b->part[0] + b->part[1] + 2, b->part[2])) {
+      b->kn = snprintf(b->key, sizeof b->key, "%.*s\x1f%.*s\x1f%.*s", (int)src->n, src->s, (int)inst->n, inst->s,
+                       (int)tf->n, tf->s);
+      if (b->kn < 0 || b->kn >= (int)sizeof b->key) {
+        b->kn = -1;
+        return;
+      }
+      b->part[0] = (int)src->n, b->part[1] = (int)inst->n, b->part[2] = (int)tf->n;
+      b->step = tf_seconds(tf->s, tf->n);
+    }
+    int64_t step = b->step;
     int closed = step == 0 || ts->i + step <= (int64_t)rt_now();
     forming_set_t *fs = sets_of(rt, 1);
     if (!fs) return;
-    forming_t *sl = slot_of(fs, key, (size_t)kn, !closed);
+    forming_t *sl = slot_of(fs, b->key, (size_t)b->kn, !closed);
     if (!closed) {                             /* remember it; say nothing yet */
       if (sl && ts->i >= sl->ts) sl->ts = ts->i;
       return;
@@ -150,8 +172,15 @@ void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, 
     if (was_forming) sl->ts = 0;
     if (result == 0 && !was_forming) return;   /* identical rows raise nothing */
   }
-  rt_event_t *ev = rt_event_new(kind, f, n);
+  rt_event_t *ev = rt_event_new(b->kind, f, n);
   if (ev) rt_events_emit(rt, ev);
+}
+
+void rt_events_series_row(rt_t *rt, const char *table, const char *const *cols, const void *vals, int ncol,
+                          int result) {
+  rt_events_batch_t b;
+  rt_events_series_begin(rt, &b, table, cols, ncol);
+  rt_events_series_put(rt, &b, vals, result);
 }
 
 void rt_events_alert(rt_t *rt, const char *state, const char *kind, const char *subject, const char *level,

@@ -140,6 +140,60 @@ static void test_candle_rows(void) {
   rt_events_sub_free(sub);
 }
 
+/* One batch (db.upsert's path): rows of two series interleaved, a forming bar, a NULL field. The
+** series key worked out once per run of rows of one series must follow every change of series. */
+static void test_candle_batch(void) {
+  const char *kinds[] = {"candle", NULL};
+  rt_events_sub_t *sub = rt_events_subscribe(&rt, "b", kinds, NULL, NULL, 16);
+  if (!CHECK(sub != NULL)) return;
+  const char *cols[] = {"source", "instrument", "timeframe", "ts", "close"};
+  int64_t now = (int64_t)rt_now(), closed = now - now % 60 - 120, forming = now - now % 60;
+  rt_events_batch_t b;
+  rt_events_series_begin(&rt, &b, "candles", cols, 5);
+  CHECK_EQ_INT(b.on, 1);
+  rt_store_value_t v[5] = {{RT_STORE_TEXT, 0, 0, "s", 1}, {RT_STORE_TEXT, 0, 0, "AB", 2},
+                           {RT_STORE_TEXT, 0, 0, "1m", 2}, {RT_STORE_INTEGER, closed, 0, NULL, 0},
+                           {RT_STORE_FLOAT, 0, 1.5, NULL, 0}};
+  rt_events_series_put(&rt, &b, v, 1);           /* AB closed: an event */
+  v[1].s = "A", v[1].n = 1;
+  v[3].i = forming;
+  rt_events_series_put(&rt, &b, v, 1);           /* A forming: nothing yet */
+  v[1].s = "AB", v[1].n = 2;
+  v[4].type = RT_STORE_NULL;
+  rt_events_series_put(&rt, &b, v, 1);           /* AB forming: nothing */
+  v[2].s = "1h", v[2].n = 2;
+  rt_events_series_put(&rt, &b, v, 1);           /* AB 1h: this bar is still forming at 1h too */
+  CHECK_STR(b.key, "s\x1f" "AB\x1f" "1h");       /* the series key followed the change */
+  CHECK(b.step == 3600);
+  v[2].s = "1m";
+  v[1].s = "A", v[1].n = 1;
+  v[3].i = closed;
+  rt_events_series_put(&rt, &b, v, 0);           /* A, an unchanged closed bar: nothing */
+  CHECK_STR(b.key, "s\x1f" "A\x1f" "1m");
+  CHECK(b.step == 60);
+  v[3].i = forming;
+  rt_events_series_row(&rt, "candles", cols, v, 5, 0);   /* A's forming bar, unchanged: nothing */
+  const char *want[] = {"AB", NULL};
+  for (int k = 0; want[k]; k++) {
+    rt_event_t *ev = rt_events_pop(sub);
+    if (!CHECK(ev != NULL)) break;
+    int seen = 0, fields = ev->nfields;
+    for (int i = 0; i < ev->nfields; i++) {
+      if (strcmp(ev->f[i].key, "instrument") == 0) seen += strcmp(ev->f[i].s, want[k]) == 0;
+      if (strcmp(ev->f[i].key, "timeframe") == 0) seen += strcmp(ev->f[i].s, "1m") == 0;
+      if (strcmp(ev->f[i].key, "bar.close") == 0) seen += ev->f[i].d == 1.5;
+    }
+    CHECK_EQ_INT(seen, 3);
+    CHECK_EQ_INT(fields, 5);
+    rt_event_unref(ev);
+  }
+  CHECK(rt_events_pop(sub) == NULL);
+  rt_events_sub_close(sub);
+  rt_events_sub_free(sub);
+  rt_events_series_begin(&rt, &b, "candles", cols, 5);
+  CHECK_EQ_INT(b.on, 0);                       /* nobody subscribes any more */
+}
+
 int main(void) {
   char err[256] = "";
   memset(&rt, 0, sizeof rt);
@@ -150,6 +204,7 @@ int main(void) {
   test_staging_and_order();
   test_filters_and_overflow();
   test_candle_rows();
+  test_candle_batch();
   rt_close(&rt);
   CHECK(rt.events == NULL);
   return CHECK_DONE();
