@@ -304,12 +304,22 @@ static int upsert_series(lua_State *L, rt_store_t *s, const char *table, int row
   rt_events_batch_t events;                    /* candle/trade events of the batch, if wanted */
   rt_events_series_begin(rt_from_lua(L), &events, table, names, ncol);
   lua_Integer nrows = (lua_Integer)lua_rawlen(L, rows), inserted = 0, updated = 0;
+  char is_text[200];                           /* columns stored as text: a number there is bound as text */
+  for (int i = 0; i < ncol; i++) is_text[i] = (char)rt_store_series_is_text(s, i);
   for (lua_Integer r = 1; r <= nrows; r++) {
     int positional, row = push_row_of(L, s, rows, r, &positional), present = 0;
     for (int i = 0; i < ncol; i++) {
       present += push_cell(L, s, row, positional, i + 1, names[i], table, r);
-      if (lua_type(L, -1) == LUA_TNUMBER && rt_store_series_is_text(s, i)) lua_tolstring(L, -1, NULL);
-      rtl_to_store_value(L, -1, &vals[i]);         /* the value stays on the stack until the put */
+      rt_store_value_t *v = &vals[i];          /* the value stays on the stack until the put */
+      switch (lua_type(L, -1)) {               /* rtl_to_store_value, with the number-as-text case */
+      case LUA_TNUMBER:
+        if (is_text[i]) v->type = RT_STORE_TEXT, v->s = lua_tolstring(L, -1, &v->n);
+        else if (lua_isinteger(L, -1)) v->type = RT_STORE_INTEGER, v->i = lua_tointeger(L, -1);
+        else v->type = RT_STORE_FLOAT, v->d = lua_tonumber(L, -1);
+        break;
+      case LUA_TSTRING: v->type = RT_STORE_TEXT, v->s = lua_tolstring(L, -1, &v->n); break;
+      default: rtl_to_store_value(L, -1, v);   /* nil, boolean */
+      }
     }
     if (!positional) check_fields(L, s, row, present, table, r, ncol);
     int result;

@@ -2,10 +2,12 @@
 """Ingest benchmark (issue 2): candles stored per second end to end by candled vs. the SQLite ceiling.
 
 usage: run_ingest.py --candled BUILD/candled --ceiling BUILD/tests/bench/sqlite_ceiling [--pages 60] [--repeat 7]
+                     [--subscriber]
 
 The mock serves BENCHUSDT 1m klines (1000 per page, generated once and then cached by the mock,
 which is warmed before timing). Each repeat uses a fresh database. Reports the median of each side
-and the ratio candled / ceiling (target >= 0.30).
+and the ratio candled / ceiling (target >= 0.30). With --subscriber a task of candled's subscribes
+to every candle event (as a strategy does) and the run ends once it has seen them all.
 """
 import argparse
 import json
@@ -27,6 +29,8 @@ def main():
     ap.add_argument("--ceiling", required=True)
     ap.add_argument("--pages", type=int, default=60)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--subscriber", action="store_true",
+                    help="a task subscribes to every candle event while candled collects")
     a = ap.parse_args()
     a.candled, a.ceiling = os.path.abspath(a.candled), os.path.abspath(a.ceiling)
     rows = a.pages * 1000
@@ -49,7 +53,8 @@ def main():
                 env = dict(os.environ, MOCK_URL=url, CANDLED_DATABASE__PATH=os.path.join(tmp, "a.db"),
                            CANDLED_LOG__LEVEL="warn", BENCH_START="%d" % (START_MS // 1000),
                            KLINES_SCRIPT=os.path.join(SOURCE, "scripts", "binance", "spot.lua"),
-                           CANDLED_PATHS__SCRIPTS=os.path.join(SOURCE, "scripts"))
+                           CANDLED_PATHS__SCRIPTS=os.path.join(SOURCE, "scripts"),
+                           INGEST_SUBSCRIBER="1" if a.subscriber else "0")
                 env["BENCH_START"] = subprocess.check_output(
                     ["date", "-u", "-d", "@%d" % (START_MS // 1000), "+%Y-%m-%dT%H:%M:%SZ"], text=True).strip()
                 out = subprocess.check_output([a.candled, "eval", os.path.join(HERE, "ingest.lua")], env=env,
@@ -59,7 +64,7 @@ def main():
                 out = subprocess.check_output([a.ceiling, os.path.join(tmp, "c.db"), str(rows)], text=True).split()
                 ceiling.append(float(out[2]))
         o, c = statistics.median(ours), statistics.median(ceiling)
-        print("ingest: %d rows x %d runs" % (rows, a.repeat))
+        print("ingest: %d rows x %d runs%s" % (rows, a.repeat, ", a candle subscriber" if a.subscriber else ""))
         print("candled end to end : %10.0f candles/s (median; runs: %s)" % (o, ", ".join("%.0f" % x for x in ours)))
         print("SQLite ceiling     : %10.0f rows/s    (median; runs: %s)" % (c, ", ".join("%.0f" % x for x in ceiling)))
         ratios = [x / y for x, y in zip(ours, ceiling)]
