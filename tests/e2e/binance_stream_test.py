@@ -137,6 +137,9 @@ class Stream(harness.Case):
             self.assertTrue(30000 <= c["closed_ms"] % 60000 < 34000, c["closed_ms"] % 60000)
         self.assertGreaterEqual(len(state["connections"]), 6, "each market reconnected")
         self.assertGreater(len(self.rest_fills()), 0, "the missed minutes came over REST")
+        self.assertNotIn("no_pong", [c["closed_by"] for c in state["connections"]])
+        self.assertTrue(all(c["pongs"] >= c["pings"] - 1 for c in state["connections"]), "server pings answered")
+        self.assertGreater(sum(c["pings"] for c in state["connections"] if c["market"] == "spot"), 0)
         self.assert_complete(markets, 8)
         for m in markets:                       # the outage's minutes were not sent over the stream
             for s in SYMBOLS[m]:
