@@ -96,8 +96,9 @@ function M.parse(o, text, file)
     breathe(i)
   end
   if #entries == 0 and #problems > 0 then         -- rows, and not one of them a watchlist row
-    return nil, { ("%s: not a watchlist: no valid row (%d malformed, the first: %s)")
-                    :format(file, #problems, problems[1]:sub(#file + 2)) }
+    local line, why = problems[1]:sub(#file + 2):match("^(%d+): (.*)$")
+    return nil, { ("%s:%s: not a watchlist: none of its %d row(s) is valid (the first: %s)")
+                    :format(file, line, #problems, why) }
   end
   return entries, problems, rows, lines
 end

@@ -70,7 +70,7 @@ class WatchlistTest(harness.Case):
             ("garbage", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe,,\"\"\n" * 3,
              "watchlist.csv:1: not a watchlist: expected the header"),
             ("a header, then garbage", HEADER + "x,y\n\x00\x01\x02\nlorem ipsum\n",
-             "watchlist.csv: not a watchlist: no valid row (3 malformed, the first: 2: 2 fields"),
+             "watchlist.csv:2: not a watchlist: none of its 3 row(s) is valid (the first: 2 fields"),
             ("an unterminated quote", HEADER + ROWS[CBRL] + '"TROLL,TROLL,SOL,PumpSwap,%s,\n\n' % TROLL,
              "watchlist.csv:3: unterminated quoted field"),
         ]
