@@ -65,7 +65,7 @@ bench: deps
 	python3 tests/bench/run_migrate.py --candled build-rel/candled
 	python3 tests/bench/run_backup.py --candled build-rel/candled
 	python3 tests/bench/run_sources.py --candled build-rel/candled
-	CRASH_KILLS=60 python3 tests/e2e/crash_test.py --candled build-rel/candled --source .
+	CRASH_ROUNDS=5 python3 tests/e2e/crash_test.py --candled $(CURDIR)/build-rel/candled --source $(CURDIR)
 	python3 tests/bench/run_qlib.py --candled build-rel/candled --baseline build-rel/tests/bench/qlib_baseline
 	python3 tests/bench/run_replay.py --candled build-rel/candled --baseline build-rel/tests/bench/replay_baseline
 	python3 tests/bench/run_binance.py --candled build-rel/candled

@@ -6,7 +6,8 @@ copying pages). Just before each kill the rows committed so far are read; after 
 passes PRAGMA integrity_check and still holds every one of them. At the end a clean run completes
 the series: exactly the mock's rows, no gap, nothing twice.
 
-CRASH_KILLS (environment) sets the number of kills: 20 here (ctest), more in `make bench`."""
+CRASH_KILLS (environment) sets the number of kills per round (20), CRASH_ROUNDS the rounds, each on a
+fresh database (1 here, ctest; 5 in `make bench`)."""
 import os
 import random
 import signal
@@ -20,6 +21,7 @@ import harness
 
 START_MS = 1600000020000 - (1600000020000 % 60000)
 KILLS = int(os.environ.get("CRASH_KILLS", "20"))
+ROUNDS = int(os.environ.get("CRASH_ROUNDS", "1"))   # `make bench`: several rounds, each on a fresh database
 STEP = 200000          # rows the mock's series grows by whenever the daemon comes near its end
 # syscalls that write a file (x86-64 and arm64 numbers): write, pwrite64, writev, pwritev, fsync, fdatasync
 WRITES = {"1", "18", "20", "296", "74", "75", "64", "68", "66", "70", "82", "83"}
@@ -87,7 +89,7 @@ class CrashTest(harness.Case):
 
     def config(self):
         cfg = {
-            "database": {"path": "data/candled.db"},
+            "database": {"path": self.db_path},
             "log": {"level": "info"},
             "repl": {"enabled": False}, "backup": {"enabled": False}, "http_server": {"listen": False},
             "runtime": {"shutdown_grace": 2, "min_every": 0.1},
@@ -135,6 +137,15 @@ class CrashTest(harness.Case):
                 return states, False
 
     def test_kill_9_during_writes_loses_no_committed_row(self):
+        for r in range(ROUNDS):
+            if r:                                  # a fresh database and series
+                self.db_path = os.path.join(self.dir, "round%d" % r, "candled.db")
+                self.mock.close()
+                self.rows = STEP
+                self.mock = BenchMock(START_MS + self.rows * 60000)
+            self.one_round()
+
+    def one_round(self):
         cfg = self.config()
         rng = random.Random(int(os.environ.get("CRASH_SEED", "0")) or None)
         db, wal = self.db_path, self.db_path + "-wal"
