@@ -314,7 +314,9 @@ function M.reload(name)
   local report = { loaded = {}, rejected = {}, removed = {} }
   local ok, err = xpcall(function()
     if name == nil then
-      reload_config(false, report)
+      -- a config whose last load failed is tried again, as scripts are (sync_disk "retry"): the
+      -- watcher may have met the edit first, and the caller must still hear it is rejected
+      reload_config(cfg_status.last_error ~= nil, report)
       sync_disk("retry", report)
     elseif name == "config" then
       reload_config(true, report)

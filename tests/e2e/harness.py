@@ -78,6 +78,15 @@ def lua(value, indent=""):
     raise TypeError(value)
 
 
+def write_atomically(path, text):
+    """Write a file as editors do: a temp file, then a rename. A running daemon's watcher (which
+    may read at any moment, sooner still on a loaded machine) never sees the file half written."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 class Case(unittest.TestCase):
     """A temp directory, a mock, and helpers to run candled against them."""
 
@@ -99,8 +108,6 @@ class Case(unittest.TestCase):
         path = os.path.join(self.dir, "config.lua")
         cfg = dict(cfg)
         cfg.setdefault("http_server", {"listen": "127.0.0.1:0"})   # parallel daemons never share a port
-        with open(path, "w") as f:
-            f.write("return " + lua(cfg) + "\n")
         if scripts is not None:
             sdir = os.path.join(self.dir, "scripts")
             os.makedirs(sdir, exist_ok=True)
@@ -108,10 +115,10 @@ class Case(unittest.TestCase):
                 target = os.path.join(sdir, name)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 if os.path.isfile(src):
-                    shutil.copy(src, target)
-                else:
-                    with open(target, "w") as out:
-                        out.write(src)
+                    with open(src) as f:
+                        src = f.read()
+                write_atomically(target, src)
+        write_atomically(path, "return " + lua(cfg) + "\n")
         return path
 
     def candled(self, *args, env=None, timeout=60, stdin=None):
