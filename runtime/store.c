@@ -16,16 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Trigger SQL of migration 6: the catalogue id of the row `w` (NEW or OLD), and the start of an
-** INSTEAD OF trigger that first makes sure NEW's series is catalogued (never a conflict, so an outer
-** OR REPLACE cannot replace a catalogue row). */
-#define SERIES_ID(w) "(SELECT id FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
-  " AND timeframe = " w ".timeframe)"
-#define SERIES_ENSURE(name, on, w) "CREATE TRIGGER " name " INSTEAD OF " on " BEGIN" \
-  "  INSERT INTO series (source, instrument, timeframe) SELECT " w ".source, " w ".instrument, " w ".timeframe" \
-  "  WHERE NOT EXISTS (SELECT 1 FROM series WHERE source = " w ".source AND instrument = " w ".instrument" \
-  "    AND timeframe = " w ".timeframe);"
-
 /* The runtime's own tables and the core market-data tables (docs/design.md, Store). Append, never edit:
 ** each string is one migration version. */
 static const char *const core_steps[] = {
@@ -73,20 +63,10 @@ static const char *const core_steps[] = {
   "  wait_seconds REAL NOT NULL DEFAULT 0, retries INTEGER NOT NULL DEFAULT 0,"
   "  throttled INTEGER NOT NULL DEFAULT 0, banned INTEGER NOT NULL DEFAULT 0,"
   "  failures INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (budget, minute));",
-  /* 4: series bookkeeping. backfill: one cursor per series, so an interrupted backfill resumes
-  ** (`before` is the next page's exclusive upper bound, `target` the oldest bar wanted, `first_ts`
-  ** the oldest bar the source has once it was reached). empty_intervals: bar ranges [start, stop]
-  ** the source reported as having no trades, so gap detection does not fetch them again. */
-  "CREATE TABLE backfill ("
-  "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
-  "  target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0,"
-  "  first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,"
-  "  gaps_checked INTEGER, updated REAL,"
-  "  PRIMARY KEY (source, instrument, timeframe));"
-  "CREATE TABLE empty_intervals ("
-  "  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,"
-  "  start INTEGER NOT NULL, stop INTEGER NOT NULL,"
-  "  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;",
+  /* 4: once the series bookkeeping (backfill cursors, known-empty intervals); scripts/lib/series.lua
+  ** owns that schema now (db.migrate "series") and recognises what this step made in an older
+  ** database. Kept empty so that every version number keeps its meaning. */
+  "",
   /* 5: the series catalogue (store_series.h). Candles and trades are rows keyed by a series id;
   ** the views `candles` and `trades` (store_series_views.c) keep the columns readers use. The tables of
   ** the layout before are renamed, and their rows moved in verified batches
@@ -107,52 +87,8 @@ static const char *const core_steps[] = {
   "ALTER TABLE candles RENAME TO candles_v4;"
   "ALTER TABLE trades RENAME TO trades_v4;"
   "PRAGMA legacy_alter_table = OFF;",
-  /* 6: the series bookkeeping keyed by series id. `backfill` and `empty_intervals` become views
-  ** with the columns of step 4 (INSTEAD OF triggers take writes); their rows are copied here (one
-  ** per series and known-empty range: small next to the candles). */
-  "CREATE TABLE series_backfill ("
-  "  series INTEGER PRIMARY KEY, target INTEGER NOT NULL, before INTEGER,"
-  "  complete INTEGER NOT NULL DEFAULT 0, first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0,"
-  "  rows INTEGER NOT NULL DEFAULT 0, gaps_checked INTEGER, updated REAL);"
-  "CREATE TABLE series_empty ("
-  "  series INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,"
-  "  PRIMARY KEY (series, start)) WITHOUT ROWID;"
-  "INSERT INTO series (source, instrument, timeframe)"
-  "  SELECT source, instrument, timeframe FROM backfill"
-  "  UNION SELECT source, instrument, timeframe FROM empty_intervals"
-  "  EXCEPT SELECT source, instrument, timeframe FROM series;"
-  "INSERT INTO series_backfill SELECT s.id, b.target, b.before, b.complete, b.first_ts, b.pages, b.rows,"
-  "  b.gaps_checked, b.updated FROM backfill b JOIN series s"
-  "  ON s.source = b.source AND s.instrument = b.instrument AND s.timeframe = b.timeframe;"
-  "INSERT INTO series_empty SELECT s.id, e.start, e.stop FROM empty_intervals e JOIN series s"
-  "  ON s.source = e.source AND s.instrument = e.instrument AND s.timeframe = e.timeframe;"
-  "DROP TABLE backfill;"
-  "DROP TABLE empty_intervals;"
-  "CREATE VIEW backfill AS SELECT s.source AS source, s.instrument AS instrument,"
-  "  s.timeframe AS timeframe, b.target AS target, b.before AS before, b.complete AS complete,"
-  "  b.first_ts AS first_ts, b.pages AS pages, b.rows AS rows, b.gaps_checked AS gaps_checked,"
-  "  b.updated AS updated FROM series s JOIN series_backfill b ON b.series = s.id;"
-  "CREATE VIEW empty_intervals AS SELECT s.source AS source, s.instrument AS instrument,"
-  "  s.timeframe AS timeframe, e.start AS start, e.stop AS stop"
-  "  FROM series s JOIN series_empty e ON e.series = s.id;"
-  SERIES_ENSURE("backfill_insert", "INSERT ON backfill", "NEW")
-  "  INSERT INTO series_backfill VALUES (" SERIES_ID("NEW") ", NEW.target, NEW.before,"
-  "    coalesce(NEW.complete, 0), NEW.first_ts, coalesce(NEW.pages, 0), coalesce(NEW.rows, 0),"
-  "    NEW.gaps_checked, NEW.updated); END;"
-  SERIES_ENSURE("backfill_update", "UPDATE ON backfill", "NEW")
-  "  UPDATE series_backfill SET series = " SERIES_ID("NEW") ", target = NEW.target,"
-  "    before = NEW.before, complete = NEW.complete, first_ts = NEW.first_ts, pages = NEW.pages,"
-  "    rows = NEW.rows, gaps_checked = NEW.gaps_checked, updated = NEW.updated"
-  "    WHERE series = " SERIES_ID("OLD") "; END;"
-  "CREATE TRIGGER backfill_delete INSTEAD OF DELETE ON backfill BEGIN"
-  "  DELETE FROM series_backfill WHERE series = " SERIES_ID("OLD") "; END;"
-  SERIES_ENSURE("empty_intervals_insert", "INSERT ON empty_intervals", "NEW")
-  "  INSERT INTO series_empty VALUES (" SERIES_ID("NEW") ", NEW.start, NEW.stop); END;"
-  SERIES_ENSURE("empty_intervals_update", "UPDATE ON empty_intervals", "NEW")
-  "  UPDATE series_empty SET series = " SERIES_ID("NEW") ", start = NEW.start, stop = NEW.stop"
-  "    WHERE series = " SERIES_ID("OLD") " AND start = OLD.start; END;"
-  "CREATE TRIGGER empty_intervals_delete INSTEAD OF DELETE ON empty_intervals BEGIN"
-  "  DELETE FROM series_empty WHERE series = " SERIES_ID("OLD") " AND start = OLD.start; END;",
+  /* 6: once the series bookkeeping keyed by series id: scripts/lib/series.lua now (see 4). */
+  "",
 };
 
 rt_store_t *rt_store_open(const char *path, int busy_timeout_ms, char *err, size_t errlen) {

@@ -41,6 +41,7 @@ local db = require "rt.db"
 local fs = require "rt.fs"
 local json = require "rt.json"
 local time = require "rt.time"
+require "lib.series"                  -- its tables (series_empty) are in place once it is loaded
 
 local M = {}
 

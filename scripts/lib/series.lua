@@ -13,10 +13,128 @@ local M = {}
 
 M.SETTLE = 180                -- seconds: younger intervals are never declared empty
 
+-- ---- schema ----------------------------------------------------------------------------------
+-- The bookkeeping is this library's: created here through db.migrate("series", ...), never by
+-- the runtime. Cursors and known-empty ranges are keyed by the series' catalogue id (the runtime's
+-- `series` table) in series_backfill and series_empty; the views `backfill` and `empty_intervals`
+-- show them by source, instrument and timeframe, with INSTEAD OF triggers taking SQL writes.
+--
+-- Versions of candled before this library owned the schema created it in the runtime's core
+-- migrations (core 4: `backfill` and `empty_intervals` as tables keyed by text; core 6: the
+-- tables and views below). Step 1 recognises what a database holds:
+-- the views already (core 6 ran): nothing to do, every row stays; the text-keyed tables (core 4
+-- ran, core 6 not): their rows move to the id-keyed tables and the views replace them, in the
+-- step's transaction; nothing (a new database): the tables and views are created empty.
+
+local V4_TABLES = [[
+CREATE TABLE backfill (
+  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+  target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0,
+  first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0,
+  gaps_checked INTEGER, updated REAL,
+  PRIMARY KEY (source, instrument, timeframe));
+CREATE TABLE empty_intervals (
+  source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+  start INTEGER NOT NULL, stop INTEGER NOT NULL,
+  PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;]]
+
+-- the catalogue id of the row `w` (NEW or OLD), and the start of an INSTEAD OF trigger that
+-- first makes sure NEW's series is catalogued (never a conflict, so an outer OR REPLACE cannot
+-- replace a catalogue row)
+local function series_id(w)
+  return ("(SELECT id FROM series WHERE source = %s.source AND instrument = %s.instrument"
+    .. " AND timeframe = %s.timeframe)"):format(w, w, w)
+end
+local function ensure_trigger(name, on, w)
+  return ("CREATE TRIGGER %s INSTEAD OF %s BEGIN  INSERT INTO series (source, instrument, timeframe)"
+    .. " SELECT %s.source, %s.instrument, %s.timeframe  WHERE NOT EXISTS (SELECT 1 FROM series WHERE"
+    .. " source = %s.source AND instrument = %s.instrument    AND timeframe = %s.timeframe);")
+    :format(name, on, w, w, w, w, w, w)
+end
+
+local BY_ID = [[
+CREATE TABLE series_backfill (
+  series INTEGER PRIMARY KEY, target INTEGER NOT NULL, before INTEGER,
+  complete INTEGER NOT NULL DEFAULT 0, first_ts INTEGER, pages INTEGER NOT NULL DEFAULT 0,
+  rows INTEGER NOT NULL DEFAULT 0, gaps_checked INTEGER, updated REAL);
+CREATE TABLE series_empty (
+  series INTEGER NOT NULL, start INTEGER NOT NULL, stop INTEGER NOT NULL,
+  PRIMARY KEY (series, start)) WITHOUT ROWID;
+INSERT INTO series (source, instrument, timeframe)
+  SELECT source, instrument, timeframe FROM backfill
+  UNION SELECT source, instrument, timeframe FROM empty_intervals
+  EXCEPT SELECT source, instrument, timeframe FROM series;
+INSERT INTO series_backfill SELECT s.id, b.target, b.before, b.complete, b.first_ts, b.pages, b.rows,
+  b.gaps_checked, b.updated FROM backfill b JOIN series s
+  ON s.source = b.source AND s.instrument = b.instrument AND s.timeframe = b.timeframe;
+INSERT INTO series_empty SELECT s.id, e.start, e.stop FROM empty_intervals e JOIN series s
+  ON s.source = e.source AND s.instrument = e.instrument AND s.timeframe = e.timeframe;
+DROP TABLE backfill;
+DROP TABLE empty_intervals;
+CREATE VIEW backfill AS SELECT s.source AS source, s.instrument AS instrument,
+  s.timeframe AS timeframe, b.target AS target, b.before AS before, b.complete AS complete,
+  b.first_ts AS first_ts, b.pages AS pages, b.rows AS rows, b.gaps_checked AS gaps_checked,
+  b.updated AS updated FROM series s JOIN series_backfill b ON b.series = s.id;
+CREATE VIEW empty_intervals AS SELECT s.source AS source, s.instrument AS instrument,
+  s.timeframe AS timeframe, e.start AS start, e.stop AS stop
+  FROM series s JOIN series_empty e ON e.series = s.id;
+]] .. ensure_trigger("backfill_insert", "INSERT ON backfill", "NEW") .. [[
+  INSERT INTO series_backfill VALUES (]] .. series_id("NEW") .. [[, NEW.target, NEW.before,
+    coalesce(NEW.complete, 0), NEW.first_ts, coalesce(NEW.pages, 0), coalesce(NEW.rows, 0),
+    NEW.gaps_checked, NEW.updated); END;
+]] .. ensure_trigger("backfill_update", "UPDATE ON backfill", "NEW") .. [[
+  UPDATE series_backfill SET series = ]] .. series_id("NEW") .. [[, target = NEW.target,
+    before = NEW.before, complete = NEW.complete, first_ts = NEW.first_ts, pages = NEW.pages,
+    rows = NEW.rows, gaps_checked = NEW.gaps_checked, updated = NEW.updated
+    WHERE series = ]] .. series_id("OLD") .. [[; END;
+CREATE TRIGGER backfill_delete INSTEAD OF DELETE ON backfill BEGIN
+  DELETE FROM series_backfill WHERE series = ]] .. series_id("OLD") .. [[; END;
+]] .. ensure_trigger("empty_intervals_insert", "INSERT ON empty_intervals", "NEW") .. [[
+  INSERT INTO series_empty VALUES (]] .. series_id("NEW") .. [[, NEW.start, NEW.stop); END;
+]] .. ensure_trigger("empty_intervals_update", "UPDATE ON empty_intervals", "NEW") .. [[
+  UPDATE series_empty SET series = ]] .. series_id("NEW") .. [[, start = NEW.start, stop = NEW.stop
+    WHERE series = ]] .. series_id("OLD") .. [[ AND start = OLD.start; END;
+CREATE TRIGGER empty_intervals_delete INSTEAD OF DELETE ON empty_intervals BEGIN
+  DELETE FROM series_empty WHERE series = ]] .. series_id("OLD") .. [[ AND start = OLD.start; END;]]
+
+local function exec(sql)
+  local _, err = db.exec(sql)
+  if err then error(err, 0) end
+end
+
+-- Append, never edit: each entry is one version of the "series" migration set.
+M.MIGRATIONS = {
+  -- 1: the bookkeeping keyed by series id, whatever an earlier version left (see above)
+  function()
+    local kinds = {}
+    for _, r in ipairs(db.query([[SELECT name, type FROM sqlite_schema
+        WHERE name IN ('backfill', 'empty_intervals', 'series_backfill', 'series_empty')]])) do
+      kinds[r.name] = r.type
+    end
+    local state = table.concat({ kinds.backfill or "-", kinds.empty_intervals or "-", kinds.series_backfill or "-",
+                                 kinds.series_empty or "-" }, " ")
+    if state == "view view table table" then return end   -- core migration 6 made them: kept as they are
+    if state == "- - - -" then exec(V4_TABLES)            -- a new database
+    elseif state ~= "table table - -" then                -- else core migration 4's tables, moved below
+      error("series bookkeeping: unexpected objects (backfill, empty_intervals, series_backfill, series_empty: "
+            .. state .. ")", 0)
+    end
+    exec(BY_ID)
+  end,
+}
+
+-- Bring the bookkeeping's schema up to date (a read when it is; once per database otherwise,
+-- however many processes start at once). Done when this module loads, so every reader that
+-- requires it (source.lua, binance.lua, qlib.lua, geckoterminal/) finds the tables.
+function M.migrate()
+  local v, err = db.migrate("series", M.MIGRATIONS)
+  if not v then error("series bookkeeping tables: " .. err, 0) end
+  return v
+end
+
 local CURSOR = [[SELECT target, before, complete, first_ts, pages, rows, gaps_checked
   FROM backfill WHERE source = ? AND instrument = ? AND timeframe = ?]]
--- Cursors and known-empty ranges are keyed by the series' catalogue id (the `backfill` and
--- `empty_intervals` views show them by source, instrument and timeframe); writes go to the tables.
+-- Writes go to the id-keyed tables; reads through the views.
 local ENSURE = [[INSERT INTO series (source, instrument, timeframe) VALUES (?, ?, ?)
   ON CONFLICT DO NOTHING]]
 local ID = "(SELECT id FROM series WHERE source = ?1 AND instrument = ?2 AND timeframe = ?3)"
@@ -160,5 +278,7 @@ function M.gap_event(state, source, instrument, timeframe, gap)
   events.publish("series_gap", { state = state, source = source, instrument = instrument, timeframe = timeframe,
                                  after = gap.after, before = gap.before })
 end
+
+M.migrate()
 
 return M

@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 
 V4 = """
-DROP VIEW candles; DROP VIEW trades; DROP VIEW backfill; DROP VIEW empty_intervals;
-DROP TABLE bars; DROP TABLE ticks; DROP TABLE series_backfill; DROP TABLE series_empty; DROP TABLE series;
+DROP VIEW candles; DROP VIEW trades;
+DROP TABLE bars; DROP TABLE ticks; DROP TABLE series;
 DELETE FROM migrations WHERE name = 'core' AND version IN (5, 6);
 CREATE TABLE candles (
   source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL, ts INTEGER NOT NULL,

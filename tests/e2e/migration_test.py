@@ -2,7 +2,10 @@
 text), filled by every collector (Binance klines, GeckoTerminal candles and trades through the real
 scripts and the mock), migrates in place when the daemon starts. Killed with SIGKILL in the middle
 of the migration and started again, it ends with exactly the same rows and values; the views show
-every row at every point, and the bookkeeping tables are untouched."""
+every row at every point. The series bookkeeping (backfill cursors, known-empty intervals) is
+scripts/lib/series.lua's (db.migrate "series"): the runtime leaves the old tables as they are, and
+the library moves them once it loads, with the same values; a database whose bookkeeping an
+earlier version's core migration made is kept as it is."""
 import os
 import shutil
 import signal
@@ -20,7 +23,8 @@ TRADES = "SELECT * FROM trades ORDER BY source, instrument, trade_id"
 BOOKKEEPING = ["SELECT * FROM backfill ORDER BY 1, 2, 3", "SELECT * FROM empty_intervals ORDER BY 1, 2, 3, 4",
                "SELECT * FROM instruments ORDER BY 1, 2"]
 
-# Core migration steps of the series layout (5: catalogue, bars, ticks, the rename; 6: bookkeeping).
+# Core migration steps of the series layout (5: catalogue, bars, ticks, the rename; 6: once the
+# bookkeeping, empty since scripts/lib/series.lua owns it).
 SERIES_STEPS = (5, 6)
 
 # The tables of core version 4, as that version created them.
@@ -56,6 +60,7 @@ ALTER TABLE backfill_v4_ RENAME TO backfill;
 ALTER TABLE empty_intervals_v4_ RENAME TO empty_intervals;
 CREATE INDEX trades_by_time ON trades (source, instrument, ts);
 DELETE FROM migrations WHERE name = 'core' AND version IN (%d, %d);
+DELETE FROM migrations WHERE name = 'series';
 VACUUM;
 """ % SERIES_STEPS
 
@@ -89,6 +94,18 @@ class Migration(harness.Case):
         code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
         return cfg
+
+    def series_lib(self, cfg):
+        """What a collector, an export or `candled backfill` does first: load scripts/lib/series.lua."""
+        r = self.candled("eval", "--config", cfg, "-", stdin='require "lib.series"',
+                         env={"CANDLED_PATHS__SCRIPTS": os.path.join(harness.ARGS.source, "scripts")})
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def bookkeeping_objects(self):
+        return self.query("SELECT type, name FROM sqlite_master WHERE name IN ('backfill', 'empty_intervals', "
+                          "'series_backfill', 'series_empty') ORDER BY name")
+
+    BY_ID = [("view", "backfill"), ("view", "empty_intervals"), ("table", "series_backfill"), ("table", "series_empty")]
 
     def to_v4(self):
         con = sqlite3.connect(self.db_path)
@@ -164,6 +181,13 @@ class Migration(harness.Case):
         self.assertEqual(code, 0, err)
         self.assertIn("series layout: migration done, %d rows moved and verified" % left, err)
         self.assertEqual(self.snapshot(), want, "after the migration: the same rows and values")
+        # the runtime leaves the bookkeeping alone; scripts/lib/series.lua moves it once it loads
+        self.assertEqual(self.bookkeeping_objects(), [("table", "backfill"), ("table", "empty_intervals")])
+        for attempt in range(2):                   # the second load finds it done: nothing runs twice
+            self.series_lib(cfg)
+            self.assertEqual(self.snapshot(), want, "the bookkeeping keyed by series id: the same rows and values")
+            self.assertEqual(self.bookkeeping_objects(), self.BY_ID)
+            self.assertEqual(self.query("SELECT version FROM migrations WHERE name = 'series'"), [(1,)])
         self.assertEqual(self.query("SELECT count(*) FROM sqlite_master WHERE sql LIKE '%candles_v4%' OR sql LIKE '%trades_v4%'"),
                          [(0,)])
         # one catalogue row per candle series and trade stream (the cursors' series have candles)
@@ -171,6 +195,28 @@ class Migration(harness.Case):
         self.assertTrue({r[:3] for r in want[BOOKKEEPING[0]]} <= {r[:3] for r in want[CANDLES]})
         self.assertEqual(self.query("SELECT count(*) FROM series"), [(series,)])
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
+
+    def test_bookkeeping_made_by_the_core_migration_of_an_earlier_version_is_kept(self):
+        """A database whose bookkeeping core migration 6 made (an earlier version) has the same
+        tables and views as scripts/lib/series.lua makes, and no "series" migration row: the
+        library records its version and changes nothing."""
+        cfg = self.write_config({"database": {"path": "data/candled.db"}})
+        self.series_lib(cfg)
+        con = sqlite3.connect(self.db_path)
+        with con:
+            con.execute("INSERT INTO backfill VALUES ('geckoterminal', 'solana_X', '1m', 1699990000, 1700000000, 0, NULL,"
+                        " 3, 2500, 1700001000, 1700002000.5), ('binance_spot', 'BTCUSDT', '1h', 1, NULL, 1, 5, 0, 0, NULL, NULL)")
+            con.execute("INSERT INTO empty_intervals VALUES ('geckoterminal', 'solana_X', '1m', 60, 120),"
+                        " ('geckoterminal', 'solana_X', '1m', 600, 600), ('x', 'y', '1h', 3600, 7200)")
+            con.execute("DELETE FROM migrations WHERE name = 'series'")
+        con.close()
+        want = self.snapshot()
+        self.assertEqual(len(want[BOOKKEEPING[0]]), 2)
+        self.assertEqual(len(want[BOOKKEEPING[1]]), 3)
+        self.series_lib(cfg)
+        self.assertEqual(self.snapshot(), want)
+        self.assertEqual(self.bookkeeping_objects(), self.BY_ID)
+        self.assertEqual(self.query("SELECT version FROM migrations WHERE name = 'series'"), [(1,)])
 
     def test_collectors_keep_running_during_the_migration(self):
         """The daemon collects while it migrates: the old rows are read through the views (where
@@ -203,6 +249,11 @@ class Migration(harness.Case):
                             started)
         self.assertEqual(failed, [])
         got = self.snapshot()
+        # the collectors' library moved the bookkeeping at the start: every cursor and empty range
+        # is still there (the runs moved cursors on and may have widened ranges)
+        self.assertEqual(self.bookkeeping_objects(), self.BY_ID)
+        self.assertTrue({r[:3] for r in want[BOOKKEEPING[0]]} <= {r[:3] for r in got[BOOKKEEPING[0]]})
+        self.assertTrue({r[:4] for r in want[BOOKKEEPING[1]]} <= {r[:4] for r in got[BOOKKEEPING[1]]})
         # Binance's history was complete: nothing new
         self.assertEqual(len([r for r in got[CANDLES] if r[0] == "binance_spot"]),
                          len([r for r in want[CANDLES] if r[0] == "binance_spot"]))
@@ -217,10 +268,13 @@ class Migration(harness.Case):
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
 
     # Several processes opening one database at the same moment (a daemon, `candled backfill`, `candled
-    # eval`): every migration step (core, series layout, a script's db.migrate) applies once, none fails.
+    # eval`): every migration step (core, series layout, the series bookkeeping of scripts/lib/series.lua,
+    # a script's db.migrate) applies once, none fails.
     RACE = """
 local db = require "rt.db"
 local time = require "rt.time"
+require "lib.series"
+assert(db.first("SELECT count(*) AS n FROM backfill").n >= 0)
 assert(db.migrate("race", { "CREATE TABLE race_a (p INTEGER)", "CREATE TABLE race_b (p INTEGER)" }) == 2)
 assert(db.exec("INSERT INTO race_a VALUES (?)", %d))
 local deadline = time.monotonic() + 30      -- stay until the old tables' rows have moved
@@ -234,7 +288,7 @@ print("ok")
 
     def race(self, n, rows):
         cfg = self.write_config({"database": {"path": "data/candled.db", "migrate_batch": 50},
-                                 "paths": {"scripts": os.path.join(self.dir, "noscripts")}})
+                                 "paths": {"scripts": os.path.join(harness.ARGS.source, "scripts")}})
         procs = []
         for i in range(n):
             path = os.path.join(self.dir, "race%d.lua" % i)
@@ -250,6 +304,7 @@ print("ok")
         self.assertEqual(self.query("SELECT name, version, count(*) FROM migrations GROUP BY name, version "
                                     "HAVING count(*) > 1"), [])
         self.assertEqual(self.query("PRAGMA integrity_check"), [("ok",)])
+        self.assertEqual(self.bookkeeping_objects(), self.BY_ID)
 
     def test_processes_opening_a_fresh_database_at_once(self):
         os.makedirs(os.path.join(self.dir, "data"))
@@ -261,7 +316,7 @@ print("ok")
 
     def test_processes_opening_an_old_layout_database_at_once(self):
         cfg = self.write_config({"database": {"path": "data/candled.db"}})
-        self.assertEqual(self.candled("eval", "--config", cfg, "-", stdin="").returncode, 0)
+        self.series_lib(cfg)
         self.to_v4()
         con = sqlite3.connect(self.db_path)
         with con:

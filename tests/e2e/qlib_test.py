@@ -166,7 +166,8 @@ class QlibCase(harness.Case):
             vals = [b[k] for k in ("open", "high", "low", "close", "volume", "quote_volume")]
             chunks.append("{%s,%s,%s,%d,%s}" % (harness.lua(source), harness.lua(instrument), harness.lua(timeframe), ts,
                                                 ",".join("nil" if v is None else repr(float(v)) for v in vals)))
-        src = ("local db = require 'rt.db'\nlocal rows = {\n" + ",\n".join(chunks) + "\n}\n"
+        src = ("local db = require 'rt.db'\nrequire 'lib.series'   -- its tables: put_empty writes series_empty\n"
+               "local rows = {\n" + ",\n".join(chunks) + "\n}\n"
                "db.upsert('candles', rows, {keys = {'source','instrument','timeframe','ts'}, columns = "
                "{'source','instrument','timeframe','ts','open','high','low','close','volume','quote_volume'}})\n")
         path = os.path.join(self.dir, "put.lua")
@@ -470,7 +471,8 @@ class ExportTest(QlibCase):
 class ScheduledExportTest(QlibCase):
     def daemon_config(self, exports):
         scripts = {"export/qlib.lua": os.path.join(harness.ARGS.source, "scripts", "export", "qlib.lua"),
-                   "lib/qlib.lua": os.path.join(harness.ARGS.source, "scripts", "lib", "qlib.lua")}
+                   "lib/qlib.lua": os.path.join(harness.ARGS.source, "scripts", "lib", "qlib.lua"),
+                   "lib/series.lua": os.path.join(harness.ARGS.source, "scripts", "lib", "series.lua")}
         return self.write_config({"database": {"path": "data/candled.db"}, "log": {"level": "info"},
                                   "runtime": {"reload_debounce": 0.05},
                                   "schedules": {"export.qlib": {"every": 1}},

@@ -211,6 +211,41 @@ T.test("bookkeeping: lib/series.lua writes the catalogue's tables; the views sho
   T.eq(db.query("SELECT * FROM backfill WHERE instrument = 'y'"), {})
 end)
 
+T.test("bookkeeping schema: lib/series.lua moves the text-keyed tables of core migration 4, refuses a mix", function()
+  local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$")
+  local series = dofile(here .. "/../../scripts/lib/series.lua")
+  T.eq(db.first("SELECT max(version) AS v FROM migrations WHERE name = 'series'").v, 1)
+  -- inside a transaction that is rolled back: the database of the other tests stays as it is
+  local ok, err = pcall(db.tx, function()
+    db.exec([[DROP VIEW backfill; DROP VIEW empty_intervals; DROP TABLE series_backfill; DROP TABLE series_empty;
+      CREATE TABLE backfill (source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+        target INTEGER NOT NULL, before INTEGER, complete INTEGER NOT NULL DEFAULT 0, first_ts INTEGER,
+        pages INTEGER NOT NULL DEFAULT 0, rows INTEGER NOT NULL DEFAULT 0, gaps_checked INTEGER, updated REAL,
+        PRIMARY KEY (source, instrument, timeframe));
+      CREATE TABLE empty_intervals (source TEXT NOT NULL, instrument TEXT NOT NULL, timeframe TEXT NOT NULL,
+        start INTEGER NOT NULL, stop INTEGER NOT NULL, PRIMARY KEY (source, instrument, timeframe, start)) WITHOUT ROWID;
+      INSERT INTO backfill VALUES ('v4', 'a', '1m', 100, 200, 0, NULL, 3, 30, 150, 1700000000.5),
+        ('v4', 'b', '1h', 7, NULL, 1, 7, 0, 0, NULL, NULL);
+      INSERT INTO empty_intervals VALUES ('v4', 'a', '1m', 60, 120), ('v4', 'c', '5m', 300, 600);]])
+    local before = { db.query("SELECT * FROM backfill ORDER BY 1, 2, 3"), db.query("SELECT * FROM empty_intervals ORDER BY 1, 2, 3, 4") }
+    series.MIGRATIONS[1]()
+    T.eq({ db.query("SELECT * FROM backfill ORDER BY 1, 2, 3"), db.query("SELECT * FROM empty_intervals ORDER BY 1, 2, 3, 4") },
+         before, "the same rows and values through the views")
+    T.eq(db.query("SELECT type FROM sqlite_schema WHERE name IN ('backfill', 'empty_intervals') ORDER BY name"),
+         { { type = "view" }, { type = "view" } })
+    T.eq(series.cursor("v4", "a", "1m"), { target = 100, before = 200, complete = false, pages = 3, rows = 30,
+                                            gaps_checked = 150 })
+    series.MIGRATIONS[1]()                       -- run on what it made: recognised, nothing changes
+    T.eq(db.first("SELECT count(*) AS n FROM series_empty").n, 2)
+    db.exec("DROP VIEW empty_intervals")
+    series.MIGRATIONS[1]()
+  end)
+  T.eq(ok, false)
+  T.ok(tostring(err):find("series bookkeeping: unexpected objects (backfill, empty_intervals, series_backfill, series_empty: view - table table)", 1, true), err)
+  T.eq(db.first("SELECT type FROM sqlite_schema WHERE name = 'empty_intervals'").type, "view", "rolled back")
+  T.eq(db.query("SELECT * FROM backfill WHERE source = 'v4'"), {})
+end)
+
 T.test("the reader's range query uses the keys: catalogue index, then the bars' primary key", function()
   local plan = {}
   for _, r in ipairs(db.query([[EXPLAIN QUERY PLAN SELECT * FROM candles WHERE source = ? AND instrument = ?

@@ -83,12 +83,15 @@ static void test_open_file_wal_and_tables(void) {
   CHECK_STR(mode, "wal");
   free(mode);
   CHECK_EQ_INT(query_int(s, "PRAGMA foreign_keys"), 1);
-  static const char *const tables[] = {"series", "bars", "ticks", "series_backfill", "series_empty",
-                                       "instruments", "runs", "script_state", "migrations"};
+  static const char *const tables[] = {"series", "bars", "ticks", "instruments", "runs", "script_state",
+                                       "migrations"};
   for (size_t i = 0; i < sizeof tables / sizeof *tables; i++)
     if (!CHECK(table_exists(s, tables[i]))) fprintf(stderr, "  missing table %s\n", tables[i]);
   CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'view' AND name IN ('candles', 'trades')"), 2);
   CHECK(!table_exists(s, "candles_v4"));     /* a new database has nothing to migrate */
+  /* the series bookkeeping is scripts/lib/series.lua's (db.migrate "series"), not the store's */
+  CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM sqlite_master WHERE name IN ('backfill', 'empty_intervals', "
+                            "'series_backfill', 'series_empty')"), 0);
   CHECK_STR(rt_store_path(s), tmp_path("open.db"));
   CHECK_EQ_INT(rt_store_tx_depth(s), 0);
   rt_store_close(s);
