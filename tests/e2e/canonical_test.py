@@ -38,20 +38,33 @@ class Canonical(harness.Case):
         return dict(self.query("SELECT source, count(*) FROM canonical_bars WHERE instrument = 'BTC/USD'"
                                " GROUP BY source"))
 
+    def drift_bars(self):
+        return self.query("SELECT count(*) FROM candles WHERE source = 'drift' AND instrument = 'BTC-PERP'"
+                          " AND timeframe = '1m'")[0][0]
+
     def active(self):
         rows = self.query("SELECT active FROM canonical_state WHERE instrument = 'BTC/USD'")
         return rows[0][0] if rows else None
 
     def test_failover_when_the_primary_breaker_opens_and_back(self):
         p = self.start_daemon(self.config())
-        self.wait_for(lambda: self.active() == "yahoo" and self.sources().get("yahoo", 0) > 60, what="yahoo fills")
+        self.wait_for(lambda: self.active() == "yahoo" and self.sources().get("yahoo", 0) > 60
+                      and self.drift_bars() > 60, what="yahoo fills, drift has collected")
         self.assertNotIn("drift", self.sources())
-        # the primary fails (every call answers 500) and never delivered its newest minute (as if it
-        # had failed a minute ago: the test does not wait for the next minute to close, when it
-        # would be asked again)
+        # the primary fails (every call answers 500) and never delivered its newest minutes (as if
+        # it had failed a minute ago: the test does not wait for the next minute to close, when it
+        # would be asked again). They start at the newest minute drift has: drift has no bar for a
+        # minute without fills (1 in 20, a hash of the minute), and one of those cannot be filled.
         self.mock.fault(path="/v8/finance/chart/BTC-USD", status=500, times=-1)
-        newest = self.query("SELECT max(ts) FROM candles WHERE source = 'yahoo'")[0][0]
-        self.execute("DELETE FROM candles WHERE source = 'yahoo' AND ts = ?", newest)
+        # a yahoo run started before the fault (at a minute's close) may still store its answer:
+        # the rows are deleted after it ended, or that minute would not be asked again until the next
+        before = self.query("SELECT coalesce(max(id), 0) FROM runs WHERE script = 'yahoo.chart'")[0][0]
+        self.wait_for(lambda: not self.query("SELECT 1 FROM runs WHERE script = 'yahoo.chart' AND id <= ?"
+                                             " AND status = 'running'", before), what="the yahoo run in flight")
+        newest = self.query("SELECT max(y.ts) FROM candles y JOIN candles d ON d.source = 'drift'"
+                            " AND d.instrument = 'BTC-PERP' AND d.timeframe = '1m' AND d.ts = y.ts"
+                            " WHERE y.source = 'yahoo'")[0][0]
+        self.execute("DELETE FROM candles WHERE source = 'yahoo' AND ts >= ?", newest)
         self.execute("DELETE FROM canonical_bars WHERE ts >= ?", newest)
         failed_at = time.time()
         self.wait_for(lambda: self.active() == "drift", what="failover to drift")
