@@ -293,11 +293,21 @@ print(from, assert(B.fill('usdm', 'BTCUSDT', '1m', from * 1000, (math.floor(now 
             self.wait_for(lambda: ok("binance.usdm") and ok("binance.coinm") and ok("binance.ratios")
                           and ok("binance.symbols"), timeout=60, what="every Binance script")
             # a series no option selects, handed to the daemon by the command
+            asked = time.time()
             r = self.candled("backfill", "--config", cfg, "--source", "binance_usdm", "--symbol", "SUSHIUSDT",
                              "--timeframe", "1m", "--days", "1", timeout=60)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn("a daemon is running", r.stdout)
-            self.assertIn("binance_usdm SUSHIUSDT 1m: 1440 bars new", r.stdout)
+            # a day back from the command's clock (clock_skew 1 s), up to the last bar closed when the
+            # daemon's run started: one bar more when a minute closed in between (the command and
+            # the daemon each read the clock)
+            lo, hi, n = self.query("SELECT min(ts), max(ts), count(*) FROM candles WHERE source = 'binance_usdm'"
+                                   " AND instrument = 'SUSHIUSDT' AND timeframe = '1m'")[0]
+            self.assertEqual(n, (hi - lo) // 60 + 1, "no hole")
+            self.assertIn(lo, {(int(asked) - 1 - 86400) // 60 * 60 + 60 * k for k in range(3)})
+            self.assertLessEqual(hi + 60, time.time() - 1, "closed bars only")
+            self.assertIn(n, (1440, 1441), "a day of bars, or a day and the minute that closed meanwhile")
+            self.assertIn("binance_usdm SUSHIUSDT 1m: %d bars new" % n, r.stdout)
         finally:
             code, err = self.stop_daemon(p)
         self.assertEqual(code, 0, err)
