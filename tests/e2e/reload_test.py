@@ -159,8 +159,7 @@ class Reload(harness.Case):
         time.sleep(1.2)
         self.assertEqual(self.hits("job"), n, "every = 1h in force")
         # a bad config: the previous (1h) stays in force
-        with open(os.path.join(self.dir, "config.lua"), "w") as f:
-            f.write('return { schedules = { job = { every = 0.2 } }, databse = {} }\n')
+        self.write("config.lua", 'return { schedules = { job = { every = 0.2 } }, databse = {} }\n')
         self.wait_log(d, "config rejected")
         self.assertIn("databse", d.log())
         time.sleep(1.2)
@@ -181,8 +180,7 @@ class Reload(harness.Case):
         cfg = os.path.join(self.dir, "config.lua")
         with open(cfg) as f:
             good = f.read()
-        with open(cfg, "w") as f:
-            f.write("while true do end\n" + good)
+        self.write("config.lua", "while true do end\n" + good)
         self.wait_log(d, "config rejected")
         self.assertIn("interrupted: the config took longer than", d.log())
         self.assertIsNone(self.alert("config")[1], "an open reload_failed alert")
