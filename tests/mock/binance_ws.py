@@ -235,6 +235,22 @@ class Conn:
             await asyncio.sleep(next_tick - time.monotonic())
 
 
+def schedule_drop(st, at):
+    """A timer of its own for a drop at mock ms `at`: the cut comes when the clock reaches it, not
+    at the next tick of a connection (a tick is `tick` real seconds, several mock seconds)."""
+    loop = asyncio.get_running_loop()
+
+    def fire():
+        if st.drop_at != at:
+            return                                       # dropped meanwhile, or rescheduled
+        left = at - st.now_ms()
+        if left > 0:                                     # a timer may fire a little early
+            loop.call_later(left / st.scale / 1000.0, fire)
+        else:
+            st.drop_all()
+    loop.call_later(max(0.0, (at - st.now_ms()) / st.scale / 1000.0), fire)
+
+
 async def control(st, req, writer):
     body = b""
     n = int(req.headers.get("content-length", "0") or 0)
@@ -261,6 +277,7 @@ async def control(st, req, writer):
                 st.drop_at = now // 60000 * 60000 + float(at) * 1000
                 if st.drop_at <= now:
                     st.drop_at += 60000
+                schedule_drop(st, st.drop_at)
         if "down" in spec:
             st.down_until = st.now_ms() + float(spec["down"]) * 1000
         if "silent" in spec:
