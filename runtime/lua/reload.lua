@@ -344,7 +344,7 @@ end
 function M.on_change(what)
   lock()
   local ok, err = xpcall(function()
-    if what.config or what.hup then reload_config(false) end
+    if what.config or what.hup then reload_config(what.hup and cfg_status.last_error ~= nil) end
     if what.files or what.hup then sync_disk(what.hup and "retry" or "changed") end
   end, debug.traceback)
   busy = false
