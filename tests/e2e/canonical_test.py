@@ -12,7 +12,7 @@ import harness
 
 class Canonical(harness.Case):
     def config(self, extra=None, validate_every=3600):
-        rule = {"timeframe": "1m", "grace": 60, "failures": 2, "tolerance": 0.005,
+        rule = {"timeframe": "1m", "grace": 300, "failures": 2, "tolerance": 0.005,
                 "sources": [{"source": "yahoo", "instrument": "BTC-USD"},
                             {"source": "drift", "instrument": "BTC-PERP"}]}
         rule.update(extra or {})
