@@ -276,7 +276,13 @@ class Gecko(harness.Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("(0 pages, 4 from gaps)", r.stdout)
         calls = [q for q in self.mock.requests() if "/ohlcv/" in q["path"]]
-        self.assertEqual(len(calls), 1, "one call for the gap, none for known-empty intervals")
+        # when the newest closed hour is one of the empty ones (one hour in five), nothing after it
+        # proves it empty yet, so the forward pass asks for the top again: that call is above every
+        # stored bar and is not the gap's
+        top = [c for c in calls if int(c["query"]["before_timestamp"]) > bars[-1]]
+        calls = [c for c in calls if c not in top]
+        self.assertLessEqual(len(top), 1, "the top asked again at most once: %r" % [c["query"] for c in top])
+        self.assertEqual(len(calls), 1, "one call for the gap, none for known-empty intervals: %r" % [c["query"] for c in calls])
         self.assertEqual(int(calls[0]["query"]["before_timestamp"]), bars[9])
         self.assertSeries(CBRL, "1h", time.time())
 
