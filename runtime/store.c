@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The runtime's own tables and the core market-data tables (docs/design.md, Store). Append, never edit:
+/* The runtime's own tables and the core market-data tables (docs/architecture.md, Store). Append, never edit:
 ** each string is one migration version. */
 static const char *const core_steps[] = {
   /* 1: market data */

@@ -1,7 +1,7 @@
 /*
 ** runtime/vm_call.c - protected calls with tracebacks, and the CPU and memory limits they run under.
 **
-** CPU limits (docs/design.md, Sandbox). A count hook is set on the main thread, so every thread created later
+** CPU limits (docs/architecture.md, Sandbox). A count hook is set on the main thread, so every thread created later
 ** (tasks, and a script's own coroutines) inherits it. Every HOOK_COUNT instructions it checks two
 ** clocks: the task slice (time since the current task was last resumed, rt_task_t.resumed_ns) and
 ** the deadline of rt_vm_pcall_budget (a script's top level at load). Past either it raises and

@@ -1,4 +1,4 @@
--- candled.reload (embedded): the reload transaction. Validate first, swap last (docs/design.md,
+-- candled.reload (embedded): the reload transaction. Validate first, swap last (docs/architecture.md,
 -- Reload): the files affected by a change (the changed ones and every module that requires them,
 -- transitively) are split into groups connected by require; each group loads in fresh sandboxes
 -- (candled.modules), top levels under the runtime.task_slice budget, tables validated (as at

@@ -1,5 +1,5 @@
 -- candled.sandbox and the CPU limits (rt.vm): what a script's environment holds, read-only globals,
--- the load budget and the task slice (docs/design.md, Sandbox).
+-- the load budget and the task slice (docs/architecture.md, Sandbox).
 local T = require "testlib"
 local sandbox = require "candled.sandbox"
 local task = require "rt.task"
